@@ -1,0 +1,165 @@
+"""Grid files: TOML that expands to a list of validated RunSpecs (task × pruner × reparam × sparsity × seed).
+
+Format (see grids/quick.toml and docs/grids.md)::
+
+    name = "quick"
+    description = "..."
+    tasks = ["digits-mlp", "fmnist-lenet300"]
+    sparsities = [0.5, 0.9, 0.98]
+    seeds = [0, 1]
+    analysis = { graphon = false }
+
+    [recipe]                       # overrides applied to every task's recipe
+    epochs = 3
+    [task_recipe.fmnist-lenet300]  # overrides for one task (applied after [recipe])
+    max_train_batches = 200
+
+    [[pruners]]
+    name = "random"
+    allocation = ["uniform", "global"]   # a string or a list (expanded)
+    allocation_args = {}
+    args = {}                            # hyperparameters
+    sparsities = [0.9]                   # optional: replaces the grid's sparsities for this entry
+
+    [[reparams]]                         # optional; default: one entry "none"
+    name = "none"
+    args = {}
+
+Every spec is validated before anything runs; the first problem is a ConfigError naming the key.
+Pruners that do not prune (``dense``) run once per task and seed, at sparsity 0.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.spec import RunSpec, make_spec
+from pruners import PRUNERS
+from pruners.registry import ConfigError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe",
+            "pruners", "reparams"}
+PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "sparsities"}
+REPARAM_KEYS = {"name", "args"}
+
+
+@dataclass
+class Grid:
+    name: str
+    description: str
+    specs: list[RunSpec]
+    source: str = ""
+
+
+def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
+    for key in sorted(keys - allowed):
+        raise ConfigError(f"unknown key {key!r} in {where}{did_you_mean(key, sorted(allowed))}; "
+                          f"valid keys: {', '.join(sorted(allowed))}")
+
+
+def _list(value: Any, where: str, kind: type | tuple[type, ...]) -> list:
+    if isinstance(value, kind) and not isinstance(value, list):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} must be a non-empty list")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, kind):
+            raise ConfigError(f"{where} holds {v!r}, which has the wrong type")
+    return value
+
+
+def _table(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table, e.g. {where} = {{ key = value }}")
+    return value
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and expand a grid file; ConfigError on any malformed or invalid entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"grid file {str(path)!r} does not exist; pass a TOML grid such as grids/quick.toml")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"grid file {str(path)!r} is not valid TOML ({exc}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"grid file {str(path)!r} is not UTF-8 text; save it as UTF-8") from None
+    grid = expand_grid(raw, where=path.name)
+    grid.source = str(path)
+    return grid
+
+
+def expand_grid(raw: dict, where: str = "grid") -> Grid:
+    """Expand a parsed grid table to validated RunSpecs (deduplicated, order preserved)."""
+    _unknown(set(raw), TOP_KEYS, where)
+    name = raw.get("name", Path(where).stem)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: name must be a non-empty string")
+    tasks = _list(raw.get("tasks"), f"{where}: tasks", str)
+    sparsities = _list(raw.get("sparsities", [0.0]), f"{where}: sparsities", (int, float))
+    seeds = _list(raw.get("seeds", [0]), f"{where}: seeds", int)
+    recipe = _table(raw.get("recipe"), f"{where}: recipe")
+    task_recipe = _table(raw.get("task_recipe"), f"{where}: task_recipe")
+    analysis = _table(raw.get("analysis"), f"{where}: analysis")
+    for t in task_recipe:
+        if t not in tasks:
+            raise ConfigError(f"{where}: task_recipe names task {t!r}, which is not in tasks "
+                              f"{tasks}{did_you_mean(t, tasks)}")
+        _table(task_recipe[t], f"{where}: task_recipe.{t}")
+    pruner_entries = raw.get("pruners")
+    if not isinstance(pruner_entries, list) or not pruner_entries:
+        raise ConfigError(f"{where}: add at least one [[pruners]] entry with a name, e.g. name = \"random\"")
+    reparam_entries = raw.get("reparams", [{"name": "none"}])
+    if not isinstance(reparam_entries, list) or not reparam_entries:
+        raise ConfigError(f"{where}: reparams must be a list of [[reparams]] tables with a name")
+
+    specs: list[RunSpec] = []
+    seen: set[str] = set()
+    for i, p in enumerate(pruner_entries):
+        pw = f"{where}: pruners[{i}]"
+        if not isinstance(p, dict):
+            raise ConfigError(f"{pw} must be a table with a name")
+        _unknown(set(p), PRUNER_KEYS, pw)
+        if "name" not in p or not isinstance(p["name"], str):
+            raise ConfigError(f"{pw} needs name = \"<pruner>\"; run 'sparsebench list pruners'")
+        pcls = PRUNERS.get(p["name"])
+        allocations = _list(p.get("allocation", "global"), f"{pw}.allocation", str)
+        p_sparsities = _list(p.get("sparsities", sparsities), f"{pw}.sparsities", (int, float))
+        if not pcls.uses_sparsity:
+            p_sparsities, allocations = [0.0], ["global"]
+        for j, r in enumerate(reparam_entries):
+            rw = f"{where}: reparams[{j}]"
+            if not isinstance(r, dict):
+                raise ConfigError(f"{rw} must be a table with a name")
+            _unknown(set(r), REPARAM_KEYS, rw)
+            if "name" not in r or not isinstance(r["name"], str):
+                raise ConfigError(f"{rw} needs name = \"<reparam>\"; run 'sparsebench list reparams'")
+            for task in tasks:
+                rec = {**recipe, **task_recipe.get(task, {})}
+                for alloc in allocations:
+                    for s in p_sparsities:
+                        for seed in seeds:
+                            try:
+                                spec = make_spec(task=task, pruner=p["name"], sparsity=s, seed=seed,
+                                                 allocation=alloc, reparam=r["name"],
+                                                 pruner_args=_table(p.get("args"), f"{pw}.args"),
+                                                 allocation_args=_table(p.get("allocation_args"),
+                                                                        f"{pw}.allocation_args"),
+                                                 reparam_args=_table(r.get("args"), f"{rw}.args"),
+                                                 recipe=rec, analysis=analysis)
+                            except ConfigError as exc:
+                                raise ConfigError(f"{where}: {exc}") from None
+                            if spec.run_id not in seen:
+                                seen.add(spec.run_id)
+                                specs.append(spec)
+    return Grid(name=name, description=str(raw.get("description", "")), specs=specs)

@@ -1,0 +1,143 @@
+"""Run-level measurements: sign flips, FLOPs (RigL-paper counting), forward-backward timing.
+
+FLOPs (Evci et al. 2020, "Rigging the Lottery", appendix on FLOP counting): the inference cost of a
+network is the multiply-adds of its Linear and Conv layers, each scaled by the layer's density; a
+training step costs three forward passes (forward, and backward for activations and weights), so a
+static sparse training run costs ``f_S / f_D`` of dense training.  Masks that change during training
+are integrated epoch by epoch; methods with extra dense work (RigL's dense gradient at update steps)
+add it through ``TrainState.extra_train_flops``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from pruners import Callback, Masks, TrainState, prunable_parameters
+from pruners.masks import PRUNABLE_MODULES
+
+
+def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Multiply-accumulates per sample of every prunable layer, by its weight's parameter name."""
+    macs: dict[str, int] = {}
+    handles = []
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        w = module.weight
+        per_out = w[0].numel()  # inputs contributing to one output element (in/groups × kernel)
+        out_elems = output[0].numel()
+        key = f"{names[module]}.weight" if names[module] else "weight"
+        macs[key] = macs.get(key, 0) + int(per_out * out_elems)
+
+    for m in model.modules():
+        if isinstance(m, PRUNABLE_MODULES):
+            handles.append(m.register_forward_hook(hook))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return macs
+
+
+def inference_flops(macs: Mapping[str, int], masks: Masks | None = None) -> float:
+    """2 × MACs per sample, each prunable layer scaled by its density under ``masks``."""
+    dens = masks.layer_density() if masks is not None else {}
+    return float(sum(2 * m * dens.get(n, 1.0) for n, m in macs.items()))
+
+
+class FlopsTracker(Callback):
+    """Integrates the sparse training cost over epochs (masks may change during training)."""
+
+    def __init__(self, macs: Mapping[str, int]) -> None:
+        self.macs = dict(macs)
+        self.dense = inference_flops(self.macs)
+        self._sparse_steps = 0.0
+        self._steps = 0
+        self._last_step = 0
+
+    def _accumulate(self, state: TrainState) -> None:
+        steps = state.step - self._last_step
+        self._sparse_steps += steps * inference_flops(self.macs, state.masks.masks)
+        self._steps += steps
+        self._last_step = state.step
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self._last_step = state.step
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._accumulate(state)
+
+    def train_flops_rel(self, extra: float = 0.0) -> float:
+        """Training FLOPs relative to dense training of the same length (3 forward-equivalents a step)."""
+        if not self._steps or not self.dense:
+            return 1.0
+        return (3 * self._sparse_steps + extra) / (3 * self.dense * self._steps)
+
+    def state_dict(self) -> dict:
+        return {"sparse_steps": self._sparse_steps, "steps": self._steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sparse_steps, self._steps = state["sparse_steps"], state["steps"]
+
+
+class SignFlipTracker(Callback):
+    """Counts, per layer, kept weights whose sign differs from initialisation (Sign-In, HAM plots).
+
+    ``weights`` returns the current θ per prunable name (a reparam's effective weights).  A weight
+    counts as flipped when sign(θ_t) · sign(θ_0) < 0; pruned weights never count.
+    """
+
+    def __init__(self, weights: Callable[[], Mapping[str, torch.Tensor]]) -> None:
+        self.weights = weights
+        self.init_signs: dict[str, torch.Tensor] = {}
+        self.last: dict[str, int] = {}
+
+    def on_start(self, state: TrainState) -> None:
+        self.init_signs = {n: torch.sign(w).to(torch.int8) for n, w in self.weights().items()}
+
+    def counts(self, masks: Masks | None = None) -> dict[str, int]:
+        out = {}
+        for n, w in self.weights().items():
+            s0 = self.init_signs.get(n)
+            if s0 is None:
+                continue
+            flipped = (torch.sign(w).to(torch.int8) * s0) < 0
+            if masks is not None and n in masks:
+                flipped &= masks[n].to(flipped.device)
+            out[n] = int(flipped.sum())
+        return out
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.last = self.counts(state.masks.masks if state.masks is not None else None)
+        state.metrics["sign_flips"] = sum(self.last.values())
+
+    def state_dict(self) -> dict:
+        return {"init_signs": self.init_signs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.init_signs = state["init_signs"]
+
+
+def forward_backward_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                             loss_fn: Callable, repeats: int = 3) -> float:
+    """Median wall time of one forward-backward pass (the unit of mask-computation cost)."""
+    times = []
+    params = [p for p in model.parameters() if p.requires_grad]
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        grads = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
+        del grads
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        if i:  # first pass is a warm-up
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]

@@ -1,0 +1,80 @@
+"""The results schema: one row per run (docs/results-schema.md is generated from this list).
+
+``COLUMNS`` is the single source of truth: the SQLite store, the DataFrame returned by
+``benchmark.results()`` and the docs all follow it.  Bump ``SCHEMA_VERSION`` when a column is added,
+removed or changes meaning; a store written with another version is rebuilt from the run folders
+(the source of truth) when it is opened.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# (name, SQLite type, unit, description). JSON columns hold JSON text.
+COLUMNS: list[tuple[str, str, str, str]] = [
+    ("run_id", "TEXT", "", "SHA-256 (16 hex) of the canonical spec JSON; primary key"),
+    ("status", "TEXT", "", "ok | diverged | failed"),
+    ("reason", "TEXT", "", "why a run failed or diverged (empty when ok)"),
+    ("grid", "TEXT", "", "name of the grid that last ran it"),
+    ("task", "TEXT", "", "task name (dataset + model + recipe)"),
+    ("dataset", "TEXT", "", "dataset name"),
+    ("model", "TEXT", "", "model name"),
+    ("pruner", "TEXT", "", "pruner name"),
+    ("pruner_family", "TEXT", "", "dense | pai | dense-to-sparse | dst | continuous"),
+    ("pruner_args", "JSON", "", "all pruner hyperparameters, defaults included"),
+    ("allocation", "TEXT", "", "layer allocation (global, uniform, erk, ...)"),
+    ("allocation_args", "JSON", "", "allocation options"),
+    ("reparam", "TEXT", "", "reparam name (none = plain weights)"),
+    ("reparam_args", "JSON", "", "reparam hyperparameters"),
+    ("optimizer", "TEXT", "", "base optimiser of the recipe"),
+    ("lr", "REAL", "", "base learning rate"),
+    ("weight_decay", "REAL", "", "weight decay of the recipe"),
+    ("epochs", "INTEGER", "epochs", "training epochs"),
+    ("batch_size", "INTEGER", "samples", "training batch size"),
+    ("seed", "INTEGER", "", "run seed"),
+    ("target_sparsity", "REAL", "fraction", "requested sparsity of the prunable weights"),
+    ("achieved_sparsity", "REAL", "fraction", "fraction of prunable weights pruned in the final masks"),
+    ("learned_sparsity", "INTEGER", "bool", "1 when the sparsity comes from training (STR, CS, PILoT)"),
+    ("layer_density", "JSON", "fraction", "final density per prunable layer"),
+    ("collapsed_layers", "JSON", "", "prunable layers left with no weight"),
+    ("collapse", "INTEGER", "bool", "1 when any layer collapsed"),
+    ("final_top1", "REAL", "%", "test top-1 accuracy after the last epoch (not the best epoch)"),
+    ("best_top1", "REAL", "%", "best test top-1 over epochs (for reference only)"),
+    ("final_test_loss", "REAL", "", "test loss after the last epoch"),
+    ("final_train_loss", "REAL", "", "mean training loss of the last epoch"),
+    ("diverged_step", "INTEGER", "steps", "step at which the loss became non-finite or exploded"),
+    ("train_time_s", "REAL", "s", "wall time of the training loop, evaluation included"),
+    ("mask_time_s", "REAL", "s", "wall time of computing the initial masks"),
+    ("mask_time_fb", "REAL", "fwd-bwd passes", "mask time in units of one forward-backward pass on a pruning batch"),
+    ("total_time_s", "REAL", "s", "wall time of the whole run, setup and saving included"),
+    ("flops_dense", "REAL", "FLOPs/sample", "inference FLOPs of the dense model"),
+    ("flops_sparse", "REAL", "FLOPs/sample", "inference FLOPs of the final sparse model"),
+    ("inference_flops_rel", "REAL", "fraction", "flops_sparse / flops_dense"),
+    ("train_flops_rel", "REAL", "fraction", "training FLOPs relative to dense training (RigL counting)"),
+    ("sign_flips", "INTEGER", "weights", "kept weights whose sign differs from initialisation at the end"),
+    ("sign_flips_layer", "JSON", "weights", "sign flips per layer"),
+    ("graphon", "JSON", "", "graphon / NTK summary when the analysis was requested"),
+    ("extra", "JSON", "", "method-specific results (e.g. IMP rounds, effective sparsity)"),
+    ("device", "TEXT", "", "device the run trained on"),
+    ("versions", "JSON", "", "python / torch / sparsebench versions"),
+    ("started_at", "TEXT", "UTC ISO 8601", "start time"),
+    ("finished_at", "TEXT", "UTC ISO 8601", "end time"),
+    ("spec", "JSON", "", "the canonical spec"),
+]
+
+COLUMN_NAMES = [c[0] for c in COLUMNS]
+JSON_COLUMNS = {c[0] for c in COLUMNS if c[1] == "JSON"}
+
+
+def empty_record() -> dict[str, Any]:
+    return {name: None for name in COLUMN_NAMES}
+
+
+def schema_markdown() -> str:
+    """The Markdown table of docs/results-schema.md."""
+    lines = [f"Schema version: **{SCHEMA_VERSION}**", "",
+             "| column | type | unit | meaning |", "|---|---|---|---|"]
+    for name, typ, unit, desc in COLUMNS:
+        lines.append(f"| `{name}` | {typ} | {unit} | {desc} |")
+    return "\n".join(lines) + "\n"
