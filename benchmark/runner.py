@@ -174,11 +174,13 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], recipe)
     optimizer = reparam.wrap_optimizer(optimizer)
     steps_per_epoch = len(train_loader)
-    scheduler = build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch)
+    epochs = pruner.total_epochs(recipe.epochs, spec.sparsity)
+    scheduler = build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch,
+                                cycle_epochs=pruner.lr_cycle_epochs(recipe.epochs, spec.sparsity))
     flops = FlopsTracker(macs)
     flips = SignFlipTracker(lambda: reparam.effective_weights(model))
     callbacks = [enforcer, *reparam.callbacks(), *pruner.callbacks(spec.sparsity, allocation), flops, flips]
-    state = TrainState(model=model, optimizer=optimizer, masks=enforcer, ctx=ctx, epochs=recipe.epochs,
+    state = TrainState(model=model, optimizer=optimizer, masks=enforcer, ctx=ctx, epochs=epochs,
                        steps_per_epoch=steps_per_epoch, scheduler=scheduler, reparam=reparam)
 
     metrics_path = folder / "metrics.jsonl"

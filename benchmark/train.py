@@ -70,10 +70,12 @@ def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int)
     return 1.0
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int):
-    total = recipe.epochs * steps_per_epoch
+def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int,
+                    cycle_epochs: int | None = None):
+    """Per-step LambdaLR; with ``cycle_epochs`` the schedule restarts every cycle (IMP / LRR rounds)."""
+    cycle = (cycle_epochs or recipe.epochs) * steps_per_epoch
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(recipe, s, total, steps_per_epoch))
+        optimizer, lambda s: lr_factor(recipe, s % cycle, cycle, steps_per_epoch))
 
 
 @torch.no_grad()

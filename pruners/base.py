@@ -70,6 +70,15 @@ class Pruner:
         """Training callbacks of the schedule (none for pruning at initialisation)."""
         return []
 
+    def total_epochs(self, recipe_epochs: int, sparsity: float) -> int:
+        """Epochs the whole run trains for (IMP / LRR: rounds × the recipe's epochs)."""
+        return recipe_epochs
+
+    def lr_cycle_epochs(self, recipe_epochs: int, sparsity: float) -> int:
+        """Length of one learning-rate schedule cycle; the schedule restarts every cycle (IMP / LRR
+        rounds rewind the learning rate).  Default: one cycle over the whole run."""
+        return self.total_epochs(recipe_epochs, sparsity)
+
 
 def checked_scores(pruner: Pruner, scores: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Validate a score dict: exactly the prunable parameters, right shapes, finite values."""
