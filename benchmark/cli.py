@@ -61,6 +61,9 @@ def build_parser() -> Parser:
     t.add_argument("--format", default="plain", choices=["plain", "md", "csv", "latex"])
     t.add_argument("--task", default=None, help="only this task")
 
+    m = sub.add_parser("masks", help="print the sparsity report of a masks file (masks.pt of a run)")
+    m.add_argument("file", help="a masks.pt file")
+
     s = sub.add_parser("store", help="maintain the results store")
     s.add_argument("action", choices=["rebuild", "check"])
     s.add_argument("out", help="output folder")
@@ -82,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     device = _check_device(args.device)
     executor_cls = EXECUTORS.get(args.executor)
+    _check_data(grid.specs)
     ensure_writable(Path(args.out))
     executor = executor_cls(workers=args.workers, device=device)
     report = run_grid(grid.specs, args.out, executor, grid=grid.name, retry_failed=args.retry_failed,
@@ -90,6 +94,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{grid.name}: {report.total} runs, {report.skipped} already done, ran {report.ran} ({counts}); "
           f"results in {args.out}")
     return 0
+
+
+def _check_data(specs) -> None:
+    """Load each task's dataset once before anything runs: a missing dataset is a ConfigError
+    (one line saying how to get it), not a grid of failed runs."""
+    from benchmark.runner import load_task_data
+    from benchmark.tasks import get_task
+
+    for task in sorted({s.task for s in specs}):
+        load_task_data(get_task(task))
 
 
 def _check_device(name: str) -> str:
@@ -143,6 +157,21 @@ def cmd_table(args: argparse.Namespace) -> int:
         print(f"no results yet in {args.out}")
         return 0
     print(format_table(aggregate(df), args.format))
+    return 0
+
+
+@command("masks")
+def cmd_masks(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from pruners import Masks
+
+    masks = Masks.load(args.file)
+    rows = [(n, "×".join(map(str, masks[n].shape)), k, t, f"{100 * (1 - k / t):.2f}" if t else "—")
+            for n, (k, t) in masks.counts().items()]
+    print(tabulate(rows, headers=["layer", "shape", "kept", "total", "sparsity (%)"]))
+    print(f"overall sparsity {100 * masks.sparsity():.3f} % ({masks.kept()} of {masks.total()} weights kept); "
+          f"collapsed layers: {', '.join(masks.collapsed_layers()) or 'none'}")
     return 0
 
 

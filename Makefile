@@ -1,0 +1,41 @@
+# sparsebench — `make demo` runs the embedded default, `make test` runs the tests.
+# Each target installs what it needs first (idempotent: pip skips what is already installed).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+OUT ?= results/quick
+STAMP := .make-installed
+
+.PHONY: install install-test data demo test bench lint clean
+
+# torch / torchvision pinned to the releases this project is tested with; a range would make pip
+# fetch a multi-GB CUDA build on machines where the pinned wheel is not cached.
+install:
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e .
+
+install-test: install
+	$(PIP) install -q -e '.[test]'
+
+# Fashion-MNIST from the Debian package when apt is available (root); otherwise torchvision's
+# download is used on first access (see README, "Data").
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+
+demo: install data
+	sparsebench run grids/quick.toml --out $(OUT) --workers 2
+	sparsebench table --out $(OUT)
+	sparsebench leaderboard build --out $(OUT) --site $(OUT)/site
+
+# pytest's exit 5 (no tests collected) is turned into a failure.
+test: install-test data
+	@$(PYTHON) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench: install
+	$(PYTHON) -m benchmark.perf --write docs/benchmarks.md
+
+lint:
+	$(PYTHON) -m ruff check benchmark pruners reparam graphon leaderboard tests
+
+clean:
+	rm -rf results site .pytest_cache

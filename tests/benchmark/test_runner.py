@@ -1,0 +1,67 @@
+"""One run end to end: determinism, records, divergence and failures."""
+import json
+
+import pytest
+import torch
+
+from benchmark.runfolder import read_result, run_dir
+from benchmark.runner import execute
+from benchmark.spec import make_spec
+from pruners import Masks
+
+TINY = {"epochs": 2}
+
+
+def test_two_runs_of_one_spec_give_identical_masks_and_metrics(tmp_path):
+    spec = make_spec("digits-mlp", "random", 0.8, seed=3, allocation="uniform", recipe=TINY)
+    a = execute(spec, tmp_path / "a")
+    b = execute(spec, tmp_path / "b")
+    assert a["status"] == b["status"] == "ok"
+    for key in ("final_top1", "final_test_loss", "final_train_loss", "achieved_sparsity", "sign_flips"):
+        assert a[key] == b[key], key
+    ma = Masks.load(run_dir(tmp_path / "a", spec.run_id) / "masks.pt")
+    mb = Masks.load(run_dir(tmp_path / "b", spec.run_id) / "masks.pt")
+    assert ma.equal(mb)
+    la = (run_dir(tmp_path / "a", spec.run_id) / "metrics.jsonl").read_text().splitlines()
+    lb = (run_dir(tmp_path / "b", spec.run_id) / "metrics.jsonl").read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(l).items() if "time" not in k} for l in lines]
+    assert strip(la) == strip(lb)
+
+
+def test_run_folder_record_and_final_weights(tmp_path):
+    spec = make_spec("digits-mlp", "magnitude", 0.9, seed=0, recipe=TINY)
+    rec = execute(spec, tmp_path)
+    folder = run_dir(tmp_path, spec.run_id)
+    assert {"spec.json", "metrics.jsonl", "masks.pt", "masks.pt.json", "model.pt", "log.txt", "result.json"} \
+        <= {p.name for p in folder.iterdir()}
+    assert read_result(folder) == json.loads(json.dumps(rec))
+    assert abs(rec["achieved_sparsity"] - 0.9) < 1e-3
+    assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
+    weights = torch.load(folder / "model.pt")
+    masks = Masks.load(folder / "masks.pt")
+    for name, m in masks.items():
+        assert torch.count_nonzero(weights[name][~m]) == 0       # pruned weights are exactly zero
+    assert rec["flops_sparse"] < rec["flops_dense"]
+    assert rec["train_flops_rel"] == pytest.approx(rec["inference_flops_rel"])  # static mask
+    assert rec["mask_time_fb"] > 0
+
+
+def test_divergence_is_recorded_with_its_step(tmp_path):
+    spec = make_spec("digits-mlp", "dense", recipe={"epochs": 2, "lr": 1e6, "lr_schedule": "constant"})
+    rec = execute(spec, tmp_path)
+    assert rec["status"] == "diverged"
+    assert isinstance(rec["diverged_step"], int) and rec["diverged_step"] >= 0
+    assert "at step" in rec["reason"]
+
+
+def test_a_run_that_raises_is_recorded_as_failed_with_traceback(tmp_path, monkeypatch):
+    import pruners.basic as basic
+
+    def boom(self, model, ctx):
+        raise RuntimeError("scorer exploded")
+
+    monkeypatch.setattr(basic.Random, "scores", boom)
+    spec = make_spec("digits-mlp", "random", 0.5, recipe=TINY)
+    rec = execute(spec, tmp_path)
+    assert rec["status"] == "failed" and rec["reason"] == "RuntimeError: scorer exploded"
+    assert "Traceback" in (run_dir(tmp_path, spec.run_id) / "log.txt").read_text()
