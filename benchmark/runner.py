@@ -192,7 +192,8 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
                                                if isinstance(v, float)))
 
     t_train = time.perf_counter()
-    history = train(state, train_loader, test_loader, callbacks, loss_fn, classification, on_epoch)
+    history = train(state, train_loader, test_loader, callbacks, loss_fn, classification, on_epoch,
+                    eval_every=recipe.eval_every)
     rec["train_time_s"] = time.perf_counter() - t_train
 
     # 3. merge, final masks, record

@@ -101,10 +101,11 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable, classificati
 def train(state: TrainState, train_loader: Any, test_loader: Any, callbacks: Sequence[Callback],
           loss_fn: Callable, classification: bool = True,
           on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          start_epoch: int = 0) -> list[dict[str, Any]]:
+          start_epoch: int = 0, eval_every: int = 1) -> list[dict[str, Any]]:
     """Train for ``state.epochs`` epochs; return the per-epoch metric dicts.
 
-    ``on_epoch`` receives each epoch's metrics right away (the runner appends them to metrics.jsonl
+    Metrics are computed every ``eval_every`` epochs and after the last epoch (toy tasks run
+    thousands of one-step epochs).  ``on_epoch`` receives each evaluated epoch's metrics right away (the runner appends them to metrics.jsonl
     and may checkpoint).  Raises :class:`Diverged` on a non-finite or exploding loss.
     """
     model, opt = state.model, state.optimizer
@@ -144,6 +145,8 @@ def train(state: TrainState, train_loader: Any, test_loader: Any, callbacks: Seq
         state.metrics = {}
         for cb in callbacks:
             cb.on_epoch_end(state)
+        if (epoch + 1) % eval_every and epoch + 1 != state.epochs:
+            continue
         metrics = {"epoch": epoch + 1, "step": state.step, "train_loss": loss_sum / max(1, n_batches),
                    "lr": state.current_lr(), "epoch_train_time_s": train_time}
         metrics.update(evaluate(model, test_loader, loss_fn, classification))

@@ -39,6 +39,7 @@ class Recipe:
     eval_batch_size: int = 1000
     max_train_batches: int = 0       # >0 caps batches per epoch (quick CPU recipes); 0 = full epoch
     loss: str = "cross_entropy"      # or "mse" for regression tasks
+    eval_every: int = 1              # evaluate / log every k epochs (and always after the last one)
 
     def validate(self) -> None:
         """Raise ConfigError for values no training run could use."""
@@ -63,6 +64,8 @@ class Recipe:
             raise ConfigError(f"recipe milestones must be fractions of training in (0, 1), got {list(self.milestones)}")
         if self.loss not in ("cross_entropy", "mse"):
             raise ConfigError(f"unknown loss {self.loss!r}; choose cross_entropy or mse")
+        if not isinstance(self.eval_every, int) or self.eval_every <= 0:
+            raise ConfigError(f"recipe eval_every must be a positive integer, got {self.eval_every!r}")
         if self.max_train_batches < 0:
             raise ConfigError("recipe max_train_batches must be >= 0 (0 means the full epoch)")
 

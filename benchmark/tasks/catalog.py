@@ -100,7 +100,7 @@ LINREG_DIAG = register_task(Task(
     model="diagonal",
     model_args={"depth": 2, "init": "pilot", "scale": 0.1},
     recipe=Recipe(epochs=2000, batch_size=40, optimizer="sgd", lr=0.01, momentum=0.0, weight_decay=0.0,
-                  lr_schedule="constant", eval_batch_size=1000, loss="mse"),
+                  lr_schedule="constant", eval_batch_size=1000, loss="mse", eval_every=100),
     source="PILoT (ICLR 2025) toy: underdetermined regression, 40 samples, 100 features, 5-sparse truth, "
            "Gaussian design, diagonal network x = m ⊙ w with the γ = 1 split, full-batch GD on the MSE "
            "(one step per epoch). PAPERS.md gives GD step 1e-4 without the loss scaling; we use lr 0.01 on "
@@ -115,7 +115,7 @@ TEACHER_STUDENT = register_task(Task(
     model="teacher-student",
     model_args={"width": 20},
     recipe=Recipe(epochs=10000, batch_size=100, optimizer="sgd", lr=0.5, momentum=0.0, weight_decay=0.0,
-                  lr_schedule="constant", eval_batch_size=1000, loss="mse"),
+                  lr_schedule="constant", eval_batch_size=1000, loss="mse", eval_every=500),
     source="NanoAdam (Zhou et al., NeurIPS 2025) toy: 2 ReLU teacher neurons in 2-d, student of 20 neurons with "
            "antisymmetric init, weights N(0, 1/n), pretraining by full-batch GD for 10k steps (one step per epoch); "
            "the paper's lr 2 diverges on torch's mean-squared loss with our teacher, lr 0.5 reaches test MSE "

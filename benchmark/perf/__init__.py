@@ -1,0 +1,1 @@
+"""`make bench`: side-by-side performance measurements (see docs/benchmarks.md)."""
