@@ -93,3 +93,12 @@ def test_bundled_quick_grid_is_valid():
     from pathlib import Path
     g = load_grid(Path(__file__).parents[2] / "grids" / "quick.toml")
     assert len(g.specs) == 28
+
+
+def test_results_schema_doc_matches_the_code():
+    from pathlib import Path
+
+    from benchmark.schema import schema_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "results-schema.md").read_text()
+    assert doc.endswith(schema_markdown())
