@@ -103,6 +103,9 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
     alloc_obj = build_config(ALLOCATIONS.get(allocation), dict(allocation_args or {}), f"allocation {allocation!r}")
     reparam_obj = build_config(REPARAMS.get(reparam), dict(reparam_args or {}), f"reparam {reparam!r}")
     reason = reparam_obj.compatible(pruner_obj)
+    pruner_check = getattr(pruner_obj, "compatible_reparam", None)  # the pruner may refuse too (STR, CS)
+    if not reason and pruner_check is not None:
+        reason = pruner_check(reparam_obj)
     if reason:
         raise ConfigError(f"pruner {pruner!r} cannot be combined with reparam {reparam!r}: {reason}")
     full_recipe = t.recipe.override(dict(recipe or {}))
