@@ -11,6 +11,12 @@ from pruners.allocation import ALLOCATIONS, Allocation, register_allocation
 from pruners.enforce import MaskEnforcer
 from pruners.base import PRUNERS, Pruner, register_pruner
 from pruners import basic as _basic  # noqa: F401  (registers dense, random, magnitude)
+from pruners import oneshot as _oneshot, imp as _imp, gmp as _gmp  # noqa: F401  (dense-to-sparse)
+from pruners import dst as _dst, acdc as _acdc  # noqa: F401  (set, rigl, acdc)
+from pruners import str_pruner as _str, cs as _cs  # noqa: F401  (learned sparsity: str, cs)
+from pruners import snip as _snip  # noqa: F401  (registers snip)
+from pruners import grasp as _grasp  # noqa: F401  (registers grasp)
+from pruners import synflow as _synflow  # noqa: F401  (registers synflow)
 
 __all__ = [
     "ALLOCATIONS", "Allocation", "Callback", "ConfigError", "MaskEnforcer", "Masks", "PRUNERS",

@@ -10,8 +10,9 @@ are the allocation's options, set from a grid's ``allocation_args``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar, Mapping
 
 import torch
 
@@ -69,6 +70,9 @@ class Allocation:
         """The masks that keep ``density`` of all weights under this allocation."""
         if not 0.0 <= density <= 1.0:
             raise ConfigError(f"density {density} is outside [0, 1]; sparsity must lie in [0, 1)")
+        if not scores:
+            raise ConfigError("the model has no prunable layers (weights of Linear / Conv modules), so there is "
+                              "nothing to prune; use pruner 'dense' or a model with Linear / Conv layers")
         return masks_from_counts(scores, self.counts(scores, density))
 
     # helpers ----------------------------------------------------------------------------------
@@ -123,3 +127,275 @@ class UniformAllocation(Allocation):
         counts = dict(fixed)
         counts.update({n: int(round(d * scores[n].numel())) for n in free})
         return counts
+
+
+# ------------------------------------------------------------------------------------------------
+# Layer-wise ratio allocations: ERK, ER, balanced, pyramidal, custom.
+#
+# Each of these first computes a real-valued *density per layer* from a formula, then turns the
+# densities into integer counts with largest-remainder rounding (:func:`apportion`) so that the
+# counts sum to exactly ``round(density · N)`` — the achieved sparsity is exact, as for ``global``.
+
+def apportion(real: Mapping[str, float], caps: Mapping[str, int], total: int) -> dict[str, int]:
+    """Integer counts close to ``real`` that sum to ``total`` (largest-remainder / Hamilton rounding).
+
+    Each count lies in ``[0, caps[name]]``.  Counts start at ``floor(real)``; the missing units go to
+    the layers with the largest fractional parts (ties: earlier layer first), skipping full layers.
+    Deterministic, so the same scores and density always give the same counts.
+    """
+    names = list(real)
+    counts = {n: min(caps[n], max(0, int(real[n]))) for n in names}
+    missing = total - sum(counts.values())
+    if missing < 0 or missing > sum(caps[n] - counts[n] for n in names):
+        raise ConfigError(f"cannot apportion {total} weights over layers of {sum(caps.values())} weights; "
+                          "the target density is out of range")
+    order = sorted(names, key=lambda n: (-(real[n] - int(real[n])), names.index(n)))
+    while missing > 0:
+        progressed = False
+        for n in order:
+            if missing == 0:
+                break
+            if counts[n] < caps[n]:
+                counts[n] += 1
+                missing -= 1
+                progressed = True
+        if not progressed:  # pragma: no cover - excluded by the capacity check above
+            break
+    return counts
+
+
+def _layer_dims(shape: tuple[int, ...]) -> tuple[int, int, tuple[int, ...]]:
+    """(n_out, n_in, kernel dims) of a Linear ``(out, in)`` or Conv ``(out, in, *kernel)`` weight."""
+    if len(shape) < 2:
+        return int(shape[0]) if shape else 1, 1, ()
+    return int(shape[0]), int(shape[1]), tuple(int(k) for k in shape[2:])
+
+
+def _densities_to_counts(alloc: "Allocation", scores: Mapping[str, torch.Tensor], density: float,
+                         layer_density) -> dict[str, int]:
+    """Shared driver: dense_first/last fixed, ``layer_density(free, budget)`` → densities → exact counts."""
+    fixed, budget, free = alloc._budget(scores, density)
+    counts = dict(fixed)
+    if not free:
+        return counts
+    numel = {n: scores[n].numel() for n in free}
+    dens = layer_density({n: tuple(scores[n].shape) for n in free}, budget)
+    counts.update(apportion({n: dens[n] * numel[n] for n in free}, numel, budget))
+    return counts
+
+
+def _solve_scaled(raw: Mapping[str, float], numel: Mapping[str, int], budget: int) -> dict[str, float]:
+    """Densities ε·raw[l], with layers whose density would exceed 1 made dense and ε re-solved.
+
+    This is the dense-layer fallback of RigL's ``get_sparsities_erdos_renyi`` (Evci et al. 2020,
+    github google-research/rigl, ``rigl/sparse_utils.py``): while the largest ε·raw exceeds 1, every
+    layer with the largest raw value is marked dense and ε = (budget − Σ_dense n) / Σ_free raw·n is
+    solved again.
+    """
+    dense: set[str] = set()
+    while True:
+        free = [n for n in raw if n not in dense]
+        rhs = budget - sum(numel[n] for n in dense)
+        if not free:
+            return {n: 1.0 for n in raw}
+        divisor = sum(raw[n] * numel[n] for n in free)
+        eps = rhs / divisor if divisor > 0 else 0.0
+        top = max(raw[n] for n in free)
+        if eps * top > 1.0:
+            dense.update(n for n in free if raw[n] == top)
+            continue
+        return {n: (1.0 if n in dense else eps * raw[n]) for n in raw}
+
+
+@register_allocation("erk")
+@dataclass
+class ERKAllocation(Allocation):
+    """Erdős–Rényi-kernel (Evci et al. 2020, RigL, §3 "Sparsity distribution"; Mocanu et al. 2018 for ER).
+
+    Layer l gets density ε · raw_l with raw_l = ((n_in + n_out + k_h + k_w) / (n_in · n_out · k_h · k_w))^power
+    for a convolution and ((n_in + n_out) / (n_in · n_out))^power for a linear layer (the sum of the
+    weight shape over its product), ε chosen so that the network keeps exactly the target number of
+    weights.  Layers whose density would exceed 1 are made dense and ε is re-solved (RigL code's
+    fallback, :func:`_solve_scaled`).  ``power`` is RigL's ``erk_power_scale`` (default 1).
+    """
+
+    power: float = 1.0
+    kernel: ClassVar[bool] = True
+
+    def validate(self) -> None:
+        if not (isinstance(self.power, (int, float)) and 0.0 <= self.power <= 10.0):
+            raise ConfigError(f"allocation {self.registry_name!r} power {self.power!r} is outside [0, 10]; "
+                              "use 1 (the RigL default)")
+
+    def raw(self, shape: tuple[int, ...]) -> float:
+        n_out, n_in, kernel = _layer_dims(shape)
+        dims = (n_in, n_out, *kernel) if self.kernel else (n_in, n_out)
+        return (sum(dims) / math.prod(dims)) ** self.power
+
+    def layer_densities(self, shapes: Mapping[str, tuple[int, ...]], budget: int) -> dict[str, float]:
+        raw = {n: self.raw(s) for n, s in shapes.items()}
+        return _solve_scaled(raw, {n: math.prod(s) for n, s in shapes.items()}, budget)
+
+    def counts(self, scores: Mapping[str, torch.Tensor], density: float) -> dict[str, int]:
+        return _densities_to_counts(self, scores, density, self.layer_densities)
+
+
+@register_allocation("er")
+@dataclass
+class ERAllocation(ERKAllocation):
+    """Erdős–Rényi (Mocanu et al. 2018, SET; RigL's ``erdos_renyi``): like ``erk`` without the kernel
+    term, raw_l = (n_in + n_out) / (n_in · n_out) for every layer (convolutions use their channel
+    counts only), with the same dense-layer fallback."""
+
+    kernel: ClassVar[bool] = False
+
+
+@register_allocation("balanced")
+@dataclass
+class BalancedAllocation(Allocation):
+    """Balanced (Gadhikar, Mukherjee, Burkholz, ICML 2023, "Why random pruning is all we need to start
+    sparse"; code github RelationalML/sparse_to_sparse, ``STR/main.py`` ``er_sparse_method == 'balanced'``):
+    every layer keeps the same number of weights X = density · N / L, and a layer with at most X weights
+    is dense.
+
+    ``redistribute = True`` (default, our choice): the weights a dense layer cannot take are shared
+    equally by the remaining layers (X re-solved until no free layer is full), so the network keeps
+    exactly the target; ``False`` reproduces the reference code, which clips such layers to density 1
+    and so keeps fewer weights than the target when a layer is small.
+    """
+
+    redistribute: bool = True
+
+    def layer_densities(self, shapes: Mapping[str, tuple[int, ...]], budget: int) -> dict[str, float]:
+        numel = {n: math.prod(s) for n, s in shapes.items()}
+        if not self.redistribute:
+            x = budget / len(numel)
+            return {n: min(1.0, x / numel[n]) for n in numel}
+        dense: set[str] = set()
+        while True:
+            free = [n for n in numel if n not in dense]
+            if not free:
+                return {n: 1.0 for n in numel}
+            x = (budget - sum(numel[n] for n in dense)) / len(free)
+            full = [n for n in free if numel[n] <= x]
+            if not full:
+                return {n: (1.0 if n in dense else x / numel[n]) for n in numel}
+            dense.update(full)
+
+    def counts(self, scores: Mapping[str, torch.Tensor], density: float) -> dict[str, int]:
+        if self.redistribute:
+            return _densities_to_counts(self, scores, density, self.layer_densities)
+        fixed, budget, free = self._budget(scores, density)
+        counts = dict(fixed)
+        dens = self.layer_densities({n: tuple(scores[n].shape) for n in free}, budget)
+        counts.update({n: int(round(dens[n] * scores[n].numel())) for n in free})
+        return counts
+
+
+def pyramidal_ratio(numel: list[int], budget: float) -> float:
+    """The r ∈ [0, 1] with Σ_l numel[l] · r^l = budget (l = 1 … L), by bisection (the sum is increasing)."""
+    def kept(r: float) -> float:
+        return sum(n * r ** (i + 1) for i, n in enumerate(numel))
+
+    if budget <= 0:
+        return 0.0
+    if budget >= sum(numel):
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if kept(mid) < budget:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+@register_allocation("pyramidal")
+@dataclass
+class PyramidalAllocation(Allocation):
+    """Pyramidal (Gadhikar, Mukherjee, Burkholz, ICML 2023; code github RelationalML/sparse_to_sparse,
+    ``STR/main.py`` ``er_sparse_method == 'pyramidal'`` and ``ER_DST/sparselearning/core.py``
+    ``get_pyramid_sparsity``): the l-th prunable layer in module order (l = 1 … L) has density r^l, with
+    r ∈ (0, 1) the root of Σ_l n_l r^l = density · N (the reference code takes the real root in (0, 1)
+    of the same polynomial with ``np.roots``; we bisect, the polynomial being increasing on [0, 1]).
+    Densities decrease geometrically towards the output.
+    """
+
+    def layer_densities(self, shapes: Mapping[str, tuple[int, ...]], budget: int) -> dict[str, float]:
+        names = list(shapes)
+        r = pyramidal_ratio([math.prod(shapes[n]) for n in names], budget)
+        return {n: r ** (i + 1) for i, n in enumerate(names)}
+
+    def counts(self, scores: Mapping[str, torch.Tensor], density: float) -> dict[str, int]:
+        return _densities_to_counts(self, scores, density, self.layer_densities)
+
+
+@register_allocation("custom")
+@dataclass
+class CustomAllocation(Allocation):
+    """A user-given density per layer: ``densities = { "features.0.weight" = 0.5, ... }``.
+
+    Keys are prunable parameter names or their module names (``"features.0"`` stands for
+    ``"features.0.weight"``).  Named layers keep exactly ``round(d · n)`` weights.  Layers not named
+    (and not made dense by ``dense_first`` / ``dense_last``) share what is left of the target budget
+    uniformly (exact largest-remainder counts), so the overall sparsity is the target; if that needs a
+    density outside [0, 1] it is a ConfigError.  When every layer is named, the map decides and must
+    agree with the target sparsity to within rounding (one weight per layer).
+    """
+
+    densities: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not isinstance(self.densities, dict):
+            raise ConfigError("allocation 'custom' densities must be a table {layer = density}")
+        for layer, d in self.densities.items():
+            if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= float(d) <= 1.0 \
+                    or math.isnan(float(d)):
+                raise ConfigError(f"allocation 'custom' density {d!r} for layer {layer!r} is outside [0, 1]; "
+                                  "give a fraction of weights to keep")
+
+    def resolve(self, names: list[str]) -> dict[str, float]:
+        """The map keyed by parameter names; an unknown layer is a ConfigError naming it."""
+        out: dict[str, float] = {}
+        for layer, d in self.densities.items():
+            name = layer if layer in names else f"{layer}.weight"
+            if name not in names:
+                from pruners.registry import did_you_mean
+                raise ConfigError(f"allocation 'custom' names layer {layer!r}, which is not a prunable layer of "
+                                  f"the model{did_you_mean(layer, names)}; valid: {', '.join(names[:6])}"
+                                  f"{' …' if len(names) > 6 else ''}")
+            if name in out:
+                raise ConfigError(f"allocation 'custom' names layer {name!r} twice; keep one entry")
+            out[name] = float(d)
+        return out
+
+    def counts(self, scores: Mapping[str, torch.Tensor], density: float) -> dict[str, int]:
+        self.validate()
+        names = list(scores)
+        given = self.resolve(names)
+        numel = {n: scores[n].numel() for n in names}
+        dense = self.dense_layers(names)
+        for n in dense:
+            if n in given and given[n] != 1.0:
+                raise ConfigError(f"allocation 'custom' gives {n!r} density {given[n]} but dense_first / "
+                                  "dense_last keeps it dense; drop one of the two")
+            given[n] = 1.0
+        target = int(round(density * sum(numel.values())))
+        counts = {n: int(round(d * numel[n])) for n, d in given.items()}
+        rest = [n for n in names if n not in given]
+        left = target - sum(counts.values())
+        if not rest:
+            if abs(left) > len(names):
+                raise ConfigError(f"allocation 'custom' keeps {1 - sum(counts.values()) / sum(numel.values()):.4g} "
+                                  f"sparsity but the target is {1 - density:.4g}; leave a layer unspecified or "
+                                  "set the run's sparsity to the map's")
+            return {n: counts[n] for n in names}
+        rest_total = sum(numel[n] for n in rest)
+        if not 0 <= left <= rest_total:
+            need = left / rest_total if rest_total else float("inf")
+            raise ConfigError(f"allocation 'custom': the unspecified layers would need density {need:.4g} to meet "
+                              f"the target sparsity {1 - density:.4g}; change the map or the sparsity")
+        d = left / rest_total
+        counts.update(apportion({n: d * numel[n] for n in rest}, {n: numel[n] for n in rest}, left))
+        return {n: counts[n] for n in names}
