@@ -1,93 +1,319 @@
-"""The aggregated results table: mean ± std over seeds per method and sparsity.
+"""The standardised results table: mean ± std over seeds per method, task, optimiser and sparsity.
 
 Reads only the results DataFrame (``benchmark.results()``), never the store or run folders.
-A *method* is a pruner with its allocation, hyperparameters and reparam; rows with the same method,
-task, optimiser and target sparsity are aggregated over seeds.  The std is the sample standard
-deviation (ddof = 1); with a single seed it is reported as 0 and ``seeds`` says 1.
+
+*Method* = pruner with its layer allocation, hyperparameters and reparam
+(``pruner[/allocation][+reparam]``).  Runs that share a label but differ in hyperparameters are kept
+apart: the label gets the keys that differ, e.g. ``snip/global[batches=5]`` (:func:`add_method`).  The
+same holds for the training recipe: when one task was run with several recipes (e.g. a grid that sets
+``epochs = 3``), the task label gets the differing recipe keys, ``fmnist-lenet300[epochs=3]``.
+
+Aggregated columns (:func:`aggregate`), over the runs with status ``ok`` of one
+(task, method, optimizer, target sparsity):
+
+* ``top1_mean`` / ``top1_std``: final (last-epoch) test top-1 in %, over seeds; the std is the sample
+  standard deviation (``ddof = 1``); with a single seed it is 0 and ``seeds`` says 1.  Runs that repeat a
+  seed (same training, different analysis options, hence another run id) are averaged into one value
+  per seed first; ``seeds`` counts distinct seeds with an ok run, ``runs`` every run behind the row.
+* ``rank``: within (task, target sparsity), by ``top1_mean`` rounded to 2 decimals (the displayed
+  precision), higher is better; ties share the lowest rank ("min" / competition ranking: 1, 2, 2, 4).
+  Rows without an ok run have no rank.
+* ``gap_to_dense``: ``top1_mean`` minus the mean final top-1 of the plain dense runs (pruner family
+  ``dense``, reparam ``none``) of the same task and optimiser, in percentage points.
+* ``train_flops_rel``: training FLOPs relative to dense training (schema column, RigL counting);
+  ``train_time_rel``: mean training wall time divided by the dense runs' mean of the same task and
+  optimiser (hardware-dependent; for reference).
+* ``collapsed``: ok runs with a collapsed layer; ``diverged`` / ``failed``: runs with that status.
+* ``run_ids``: every run behind the row (all statuses), sorted.
 """
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
 
 import pandas as pd
 
 GROUP = ["task", "method", "optimizer", "target_sparsity"]
+RANK_DECIMALS = 2
+STD_DDOF = 1
+
+COLUMNS = GROUP + [
+    "family", "pruner", "allocation", "reparam", "seeds", "runs", "top1_mean", "top1_std", "rank",
+    "gap_to_dense", "dense_top1", "achieved_sparsity", "train_flops_rel", "train_time_rel",
+    "inference_flops_rel", "loss_mean", "collapsed", "diverged", "failed", "run_ids",
+]
+
+# recipe keys compared to tell apart runs of one task trained differently (spec["recipe"] when present)
+_RECIPE_COLUMNS = ["lr", "weight_decay", "epochs", "batch_size"]
 
 
-def method_label(row: pd.Series) -> str:
-    """``pruner[/allocation][ key=value…][+reparam]`` — what distinguishes runs besides seeds."""
-    label = str(row["pruner"])
-    if row.get("pruner_family") != "dense" and row["pruner"] != "dense":
-        label += f"/{row['allocation']}"
+def _config_error(msg: str) -> Exception:
+    from pruners.registry import ConfigError  # lazy: the table itself needs no torch
+
+    return ConfigError(msg)
+
+
+def method_label(row: pd.Series | dict) -> str:
+    """``pruner[/allocation][+reparam]`` — the readable part of a method name (no hyperparameters)."""
+    label = base_label(row)
     if row.get("reparam") not in (None, "none"):
         label += f"+{row['reparam']}"
     return label
 
 
-def add_method(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-    if df.empty:
-        df["method"] = pd.Series(dtype=str)
-        return df
-    df["method"] = df.apply(method_label, axis=1)
-    # the same label with different hyperparameters must not be averaged together
-    args = df["pruner_args"].map(lambda a: json.dumps(a, sort_keys=True)) + "|" + \
-        df["reparam_args"].map(lambda a: json.dumps(a, sort_keys=True)) + "|" + \
-        df["allocation_args"].map(lambda a: json.dumps(a, sort_keys=True))
-    for label, sub in df.groupby("method"):
-        variants = sorted(args[sub.index].unique())
-        if len(variants) > 1:
-            for i, v in enumerate(variants):
-                df.loc[sub.index[args[sub.index] == v], "method"] = f"{label}#{i + 1}"
-    return df
+def base_label(row: pd.Series | dict) -> str:
+    """``pruner[/allocation]``: dense runs have no allocation."""
+    label = str(row["pruner"])
+    if row.get("pruner_family") != "dense" and row["pruner"] != "dense" and row.get("allocation"):
+        label += f"/{row['allocation']}"
+    return label
 
 
-def aggregate(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, method, optimizer, target sparsity) over the runs with status ok."""
-    cols = GROUP + ["seeds", "top1_mean", "top1_std", "loss_mean", "achieved_sparsity", "collapsed",
-                    "diverged", "failed", "train_flops_rel"]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    df = add_method(df)
-    rows = []
-    for key, sub in df.groupby(GROUP, sort=True, dropna=False):
-        ok = sub[sub["status"] == "ok"]
-        top1 = ok["final_top1"].dropna().astype(float)
-        rows.append(dict(zip(GROUP, key), seeds=len(ok),
-                         top1_mean=top1.mean() if len(top1) else float("nan"),
-                         top1_std=top1.std(ddof=1) if len(top1) > 1 else 0.0,
-                         loss_mean=ok["final_test_loss"].astype(float).mean() if len(ok) else float("nan"),
-                         achieved_sparsity=ok["achieved_sparsity"].astype(float).mean() if len(ok) else float("nan"),
-                         collapsed=int(ok["collapse"].fillna(0).astype(int).sum()),
-                         diverged=int((sub["status"] == "diverged").sum()),
-                         failed=int((sub["status"] == "failed").sum()),
-                         train_flops_rel=ok["train_flops_rel"].astype(float).mean() if len(ok) else float("nan")))
-    return pd.DataFrame(rows, columns=cols)
+def family_of(row: pd.Series | dict) -> str:
+    """The filter family of the site: ``reparam`` when a reparam is set, else the pruner family."""
+    if row.get("reparam") not in (None, "none"):
+        return "reparam"
+    return str(row.get("pruner_family") or "unknown")
 
 
-def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns: 'top-1 (%)' as mean ± std, sparsities in percent."""
-    out = pd.DataFrame({
-        "task": agg["task"],
-        "method": agg["method"],
-        "target (%)": (100 * agg["target_sparsity"]).map(lambda v: f"{v:g}"),
-        "achieved (%)": (100 * agg["achieved_sparsity"]).map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"),
-        "top-1 (%)": [("—" if pd.isna(m) else f"{m:.2f} ± {s:.2f}") for m, s in zip(agg["top1_mean"], agg["top1_std"])],
-        "seeds": agg["seeds"],
-        "train FLOPs": agg["train_flops_rel"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
-        "collapsed": agg["collapsed"],
-        "diverged/failed": [f"{d}/{f}" for d, f in zip(agg["diverged"], agg["failed"])],
-    })
+def _canon(v: Any) -> str:
+    return json.dumps(v if v is not None else {}, sort_keys=True, default=str)
+
+
+def _short(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _differing_suffix(variants: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """canonical JSON → ``[k=v, …]`` listing the keys whose values differ among the variants."""
+    if len(variants) < 2:
+        return {k: "" for k in variants}
+    keys = sorted({k for d in variants.values() for k in d})
+    differ = [k for k in keys if len({_canon(d.get(k, "∅")) for d in variants.values()}) > 1]
+    out = {}
+    for canon, d in variants.items():
+        parts = [f"{k}={_short(d[k]) if k in d else '∅'}" for k in differ]
+        out[canon] = "[" + ", ".join(parts) + "]"
     return out
 
 
+def _recipe(row: pd.Series) -> dict[str, Any]:
+    spec = row.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("recipe"), dict):
+        rec = dict(spec["recipe"])
+        rec.pop("optimizer", None)  # the optimiser is a column of its own
+        return rec
+    return {c: row.get(c) for c in _RECIPE_COLUMNS if c in row and not _isnan(row.get(c))}
+
+
+def _isnan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def add_method(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``method``, ``base_method`` (without reparam), ``family`` and a recipe-qualified ``task``.
+
+    The raw task name stays in ``task_name``.  Pure function of the rows (order-independent).
+    """
+    df = df.reset_index(drop=True)
+    if df.empty:
+        for c in ("method", "base_method", "family", "task_name"):
+            df[c] = pd.Series(dtype=object)
+        return df
+    df["task_name"] = df["task"]
+    # tasks trained with several recipes → task label names the differing recipe keys
+    recipes = df.apply(_recipe, axis=1)
+    task_label = df["task"].astype(str).copy()
+    for task, idx in df.groupby("task").groups.items():
+        variants = {_canon(recipes[i]): recipes[i] for i in idx}
+        suffix = _differing_suffix(variants)
+        for i in idx:
+            task_label[i] = f"{task}{suffix[_canon(recipes[i])]}"
+    df["task"] = task_label
+
+    base = df.apply(base_label, axis=1)
+    pargs = [{**(p or {}), **{f"alloc.{k}": v for k, v in (a or {}).items()}}
+             for p, a in zip(df["pruner_args"], df["allocation_args"])]
+    base_method = base.copy()
+    for label, idx in base.groupby(base).groups.items():
+        variants = {_canon(pargs[df.index.get_loc(i)]): pargs[df.index.get_loc(i)] for i in idx}
+        suffix = _differing_suffix(variants)
+        for i in idx:
+            base_method[i] = label + suffix[_canon(pargs[df.index.get_loc(i)])]
+    df["base_method"] = base_method
+
+    method = base_method.copy()
+    with_reparam = df["reparam"].notna() & (df["reparam"] != "none")
+    keyed = base_method[with_reparam] + "+" + df.loc[with_reparam, "reparam"].astype(str)
+    for label, idx in keyed.groupby(keyed).groups.items():
+        variants = {_canon(df.at[i, "reparam_args"]): (df.at[i, "reparam_args"] or {}) for i in idx}
+        suffix = _differing_suffix(variants)
+        for i in idx:
+            method[i] = label + suffix[_canon(df.at[i, "reparam_args"])]
+    df["method"] = method
+    df["family"] = df.apply(family_of, axis=1)
+    return df
+
+
+def _mean(s: pd.Series) -> float:
+    s = pd.to_numeric(s, errors="coerce").dropna()
+    return float(s.mean()) if len(s) else float("nan")
+
+
+def dense_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, optimizer): mean final top-1 and train time of the plain dense ok runs.
+
+    ``df`` must have gone through :func:`add_method`.
+    """
+    cols = ["task", "optimizer", "dense_top1", "dense_time"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    dense = df[(df["pruner_family"] == "dense") & (df["family"] == "dense") & (df["status"] == "ok")]
+    rows = [dict(task=t, optimizer=o, dense_top1=_mean(sub["final_top1"]), dense_time=_mean(sub["train_time_s"]))
+            for (t, o), sub in dense.groupby(["task", "optimizer"], sort=True)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def per_seed(runs: pd.DataFrame, column: str) -> pd.Series:
+    """One value per distinct seed: runs repeating a seed (e.g. the same training with and without the
+    graphon analysis, which gives a different run id) are averaged first, so they count once."""
+    vals = pd.to_numeric(runs[column], errors="coerce").astype(float)
+    vals = vals[vals.notna()]
+    if vals.empty:
+        return vals
+    return vals.groupby(runs.loc[vals.index, "seed"]).mean()
+
+
+def aggregate(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, method, optimizer, target sparsity); columns in :data:`COLUMNS`.
+
+    Sorted by task, target sparsity, rank (unranked last), method.
+    """
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    df = add_method(df)
+    ref = {(r.task, r.optimizer): r for r in dense_reference(df).itertuples()}
+    rows = []
+    for key, sub in df.groupby(GROUP, sort=True, dropna=False):
+        ok = sub[sub["status"] == "ok"]
+        top1 = per_seed(ok, "final_top1")
+        mean = float(top1.mean()) if len(top1) else float("nan")
+        r = ref.get((key[0], key[2]))
+        dense_top1 = r.dense_top1 if r is not None else float("nan")
+        dense_time = r.dense_time if r is not None else float("nan")
+        time = _mean(ok["train_time_s"])
+        first = sub.iloc[0]
+        rows.append(dict(
+            zip(GROUP, key), family=first["family"], pruner=first["pruner"], allocation=first["allocation"],
+            reparam=first["reparam"], seeds=len(top1), runs=len(sub), top1_mean=mean,
+            top1_std=float(top1.std(ddof=STD_DDOF)) if len(top1) > 1 else (0.0 if len(top1) else float("nan")),
+            rank=None, gap_to_dense=mean - dense_top1, dense_top1=dense_top1,
+            achieved_sparsity=_mean(ok["achieved_sparsity"]), train_flops_rel=_mean(ok["train_flops_rel"]),
+            train_time_rel=time / dense_time if dense_time and dense_time > 0 else float("nan"),
+            inference_flops_rel=_mean(ok["inference_flops_rel"]), loss_mean=_mean(ok["final_test_loss"]),
+            collapsed=int(pd.to_numeric(ok["collapse"], errors="coerce").fillna(0).astype(int).sum()),
+            diverged=int((sub["status"] == "diverged").sum()), failed=int((sub["status"] == "failed").sum()),
+            run_ids=tuple(sorted(str(x) for x in sub["run_id"]))))
+    agg = pd.DataFrame(rows, columns=COLUMNS)
+    agg["rank"] = rank_within(agg)
+    agg = agg.assign(_r=agg["rank"].fillna(10**9)).sort_values(
+        ["task", "target_sparsity", "_r", "method", "optimizer"], kind="mergesort").drop(columns="_r")
+    return agg.reset_index(drop=True)
+
+
+def rank_within(agg: pd.DataFrame) -> pd.Series:
+    """Rank within (task, target sparsity) by the mean rounded to RANK_DECIMALS; ties share the min rank."""
+    key = agg["top1_mean"].astype(float).round(RANK_DECIMALS)
+    ranks = key.groupby([agg["task"], agg["target_sparsity"]]).rank(method="min", ascending=False)
+    return ranks.astype("Int64")
+
+
+def _fmt(v: Any, spec: str, dash: str = "—") -> str:
+    return dash if _isnan(v) or (hasattr(pd, "isna") and pd.isna(v)) else format(v, spec)
+
+
+def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable columns: top-1 as mean ± std, sparsities in percent."""
+    return pd.DataFrame({
+        "task": agg["task"],
+        "rank": agg["rank"].map(lambda v: "—" if pd.isna(v) else str(int(v))),
+        "method": agg["method"],
+        "optimizer": agg["optimizer"],
+        "target (%)": (100 * agg["target_sparsity"].astype(float)).map(lambda v: f"{v:g}"),
+        "achieved (%)": (100 * agg["achieved_sparsity"].astype(float)).map(lambda v: _fmt(v, ".2f")),
+        "top-1 (%)": [("—" if pd.isna(m) else f"{m:.2f} ± {s:.2f}") for m, s in zip(agg["top1_mean"], agg["top1_std"])],
+        "seeds": agg["seeds"].astype(int).astype(str),
+        "Δ dense": agg["gap_to_dense"].map(lambda v: _fmt(v, "+.2f")),
+        "train FLOPs": agg["train_flops_rel"].map(lambda v: _fmt(v, ".3f")),
+        "train time": agg["train_time_rel"].map(lambda v: _fmt(v, ".2f")),
+        "collapsed": agg["collapsed"].astype(int).astype(str),
+        "diverged/failed": [f"{d}/{f}" for d, f in zip(agg["diverged"], agg["failed"])],
+    }, columns=["task", "rank", "method", "optimizer", "target (%)", "achieved (%)", "top-1 (%)", "seeds",
+                "Δ dense", "train FLOPs", "train time", "collapsed", "diverged/failed"])
+
+
+def machine_frame(agg: pd.DataFrame) -> pd.DataFrame:
+    """The aggregated table with ``run_ids`` as one space-separated string (for CSV)."""
+    out = agg.copy()
+    out["run_ids"] = out["run_ids"].map(lambda ids: " ".join(ids))
+    return out
+
+
+FORMATS = ("plain", "md", "csv", "latex")
+
+
 def format_table(agg: pd.DataFrame, fmt: str = "plain") -> str:
-    """Render with tabulate (plain, md, latex) or as CSV."""
-    disp = display_frame(agg)
+    """Render the aggregated table: ``plain`` / ``md`` (GitHub) / ``latex`` (booktabs) via tabulate, or ``csv``.
+
+    The CSV holds the machine-readable columns (:data:`COLUMNS`, full precision, run ids space-separated);
+    the others the display columns of :func:`display_frame`.
+    """
+    if fmt not in FORMATS:
+        raise _config_error(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        return agg.to_csv(index=False)
+        return machine_frame(agg).to_csv(index=False, lineterminator="\n")
     from tabulate import tabulate
 
+    disp = display_frame(agg)
     tablefmt = {"plain": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
     return tabulate(disp.values.tolist(), headers=list(disp.columns), tablefmt=tablefmt,
-                    disable_numparse=True)
+                    disable_numparse=True) + "\n"
+
+
+def has_parquet() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_table(agg: pd.DataFrame, path: str | Path) -> Path:
+    """Write the aggregated table; the format follows the suffix: .csv, .md, .tex, .txt, .parquet.
+
+    Parquet needs ``pyarrow`` (``pip install pyarrow``); without it a ConfigError says so.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        if not has_parquet():
+            raise _config_error(f"writing {path.name} needs pyarrow; pip install pyarrow, or use .csv")
+        out = agg.copy()
+        out["run_ids"] = out["run_ids"].map(list)
+        out["rank"] = out["rank"].astype("float64")
+        out.to_parquet(path, index=False)
+        return path
+    fmt = {".csv": "csv", ".md": "md", ".tex": "latex", ".txt": "plain"}.get(suffix)
+    if fmt is None:
+        raise _config_error(f"unknown table file type {path.suffix!r}; use .csv, .md, .tex, .txt or .parquet")
+    path.write_text(format_table(agg, fmt), encoding="utf-8")
+    return path
+
+
+def standard_table(df: pd.DataFrame, tasks: Iterable[str] | None = None) -> pd.DataFrame:
+    """The standardised table as a pandas DataFrame (optionally only some raw task names)."""
+    if tasks is not None and not df.empty:
+        df = df[df["task"].isin(list(tasks))]
+    return aggregate(df)

@@ -1,0 +1,172 @@
+"""Deterministic matplotlib figures for the leaderboard site (PNG bytes).
+
+Every figure is drawn on a fresh ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state, no
+global backend change) under fixed rc settings, and saved with ``metadata={'Software': None}`` so the
+same inputs give byte-identical PNG files (matplotlib writes no date into PNGs; the Software key is the
+only varying chunk).  Math-text parsing is off: a method named ``$x$`` is drawn literally.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+PLOT_VERSION = "1"  # bump when a figure's look changes (invalidates the site's image cache)
+
+RC = {
+    "text.parse_math": False,
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "savefig.dpi": 100,
+    "figure.dpi": 100,
+    "svg.hashsalt": "sparsebench",
+    "path.simplify": True,
+}
+HIGHLIGHT = "#c0392b"
+FAINT = "#7f8c8d"
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _figure(w: float, h: float) -> Figure:
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def _finite(xs: Sequence[float]) -> bool:
+    return any(x is not None and math.isfinite(x) for x in xs)
+
+
+def accuracy_vs_sparsity(series: Sequence[dict], highlight: str, title: str,
+                         dense: float | None = None, published: Sequence[dict] = ()) -> bytes:
+    """Top-1 vs target sparsity: every method faint, ``highlight`` bold with ± std error bars.
+
+    Args:
+        series: ``{"method", "x" (sparsity %), "y" (top-1 mean %), "err" (std)}`` per method, x ascending.
+        highlight: the method drawn bold.
+        dense: the dense mean, drawn as a dashed line.
+        published: ``{"x", "y", "source"}`` published numbers, drawn as black crosses.
+    """
+    with matplotlib.rc_context(RC):
+        fig = _figure(6.0, 3.6)
+        ax = fig.add_subplot()
+        for s in series:
+            if s["method"] != highlight:
+                ax.plot(s["x"], s["y"], "-o", color=FAINT, alpha=0.35, lw=1, ms=3)
+        for s in series:
+            if s["method"] == highlight:
+                ax.errorbar(s["x"], s["y"], yerr=s["err"], fmt="-o", color=HIGHLIGHT, lw=2.5, ms=6,
+                            capsize=3, label=highlight, zorder=5)
+        if dense is not None and math.isfinite(dense):
+            ax.axhline(dense, ls="--", color="black", lw=1, label=f"dense {dense:.2f}")
+        if published:
+            ax.plot([p["x"] for p in published], [p["y"] for p in published], "x", color="black", ms=8,
+                    mew=2, label="published", zorder=6)
+        ax.set_xlabel("target sparsity (%)")
+        ax.set_ylabel("final top-1 (%)")
+        ax.set_title(title)
+        ax.legend(loc="lower left", fontsize=8)
+        return _png(fig)
+
+
+def sign_flips(curves: Sequence[dict], title: str) -> bytes:
+    """Kept weights whose sign differs from initialisation, per epoch; one line per sparsity.
+
+    Args:
+        curves: ``{"label", "epoch": [...], "flips": [...]}`` (means over seeds).
+    """
+    with matplotlib.rc_context(RC):
+        fig = _figure(6.0, 3.2)
+        ax = fig.add_subplot()
+        cmap = matplotlib.colormaps["viridis"]
+        for i, c in enumerate(curves):
+            ax.plot(c["epoch"], c["flips"], "-o", ms=3, color=cmap(i / max(1, len(curves) - 1)), label=c["label"])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("sign flips (weights)")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        return _png(fig)
+
+
+def layer_heatmaps(layers: Sequence[str], columns: Sequence[str], stats: dict[str, np.ndarray], title: str) -> bytes:
+    """One heat map per graphon statistic: rows = layers, columns = sparsities (NaN cells blank)."""
+    names = list(stats)
+    with matplotlib.rc_context({**RC, "axes.grid": False}):
+        fig = _figure(min(3.0 * len(names), 12.0), 0.9 + 0.35 * max(len(layers), 2))
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        for ax, name in zip(axes, names):
+            data = np.asarray(stats[name], dtype=float)
+            im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap="magma", interpolation="nearest",
+                           vmin=0.0, vmax=max(1e-12, float(np.nanmax(data))) if np.isfinite(data).any() else 1.0)
+            ax.set_title(name, fontsize=9)
+            ax.set_xticks(range(len(columns)), list(columns), fontsize=7)
+            ax.set_yticks(range(len(layers)), list(layers) if ax is axes[0] else [""] * len(layers), fontsize=7)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.suptitle(title, fontsize=10)
+        return _png(fig)
+
+
+def graphon_matrix(matrix: np.ndarray, title: str) -> bytes:
+    """A step graphon (K × K cell densities in [0, 1]) as an image."""
+    with matplotlib.rc_context({**RC, "axes.grid": False}):
+        fig = _figure(3.4, 3.0)
+        ax = fig.add_subplot()
+        im = ax.imshow(np.asarray(matrix, dtype=float), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        return _png(fig)
+
+
+def ntk_spectrum(spectra: Sequence[dict], title: str) -> bytes:
+    """Eigenvalues in decreasing order (log scale), one line per label: ``{"label", "eig": [...]}``."""
+    with matplotlib.rc_context(RC):
+        fig = _figure(6.0, 3.2)
+        ax = fig.add_subplot()
+        cmap = matplotlib.colormaps["viridis"]
+        for i, s in enumerate(spectra):
+            eig = np.asarray(s["eig"], dtype=float)
+            eig = eig[eig > 0]
+            ax.plot(np.arange(1, len(eig) + 1), eig, "-", color=cmap(i / max(1, len(spectra) - 1)), label=s["label"])
+        ax.set_yscale("log")
+        ax.set_xlabel("index")
+        ax.set_ylabel("NTK eigenvalue")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        return _png(fig)
+
+
+def pairs_heatmap(rows: Sequence[str], cols: Sequence[str], gap: np.ndarray, title: str) -> bytes:
+    """Top-1 gap of pruner + reparam to the pruner's plain run: diverging colours centred at 0, values printed."""
+    data = np.asarray(gap, dtype=float)
+    lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
+    lim = max(lim, 1e-9)
+    with matplotlib.rc_context({**RC, "axes.grid": False}):
+        fig = _figure(1.6 + 1.1 * max(len(cols), 2), 1.0 + 0.4 * max(len(rows), 2))
+        ax = fig.add_subplot()
+        im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto",
+                       interpolation="nearest")
+        for i in range(data.shape[0]):
+            for j in range(data.shape[1]):
+                if math.isfinite(data[i, j]):
+                    ax.text(j, i, f"{data[i, j]:+.2f}", ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(cols)), list(cols), rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="Δ top-1 (pp)")
+        return _png(fig)
