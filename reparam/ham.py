@@ -1,0 +1,161 @@
+"""HAM — Hyperbolic Aware Minimization (Jacobs, Gadhikar, Rubio-Madrigal, Burkholz, ICLR 2026,
+arXiv 2506.02630; PAPERS.md §4): a hyperbolic mirror step after any base optimiser step.
+
+    θ_{k+½} = base_step(θ_k)
+    θ_{k+1} = θ_{k+½} ⊙ exp(−η (α · sign(θ_{k+½}) ⊙ ∇f(θ_k) + β))
+
+η is the current (scheduled) learning rate of the parameter's group, ∇f(θ_k) the raw gradient seen by
+the base step (after the enforcer masked it; not the momentum), and the sign is taken after the base
+step ("HYP*").  The limit flow is ``dθ = −(1 + α|θ|) ⊙ ∇f dt − β θ dt``.
+
+Where the authors' public wrapper differs from the bare equations, each point is a flag:
+
+* ``matrices_only`` (default True, as the wrapper): the mirror step touches only tensors with ≥ 2
+  dimensions (Linear / Conv weights), not biases or normalisation parameters.
+* ``clamp`` (default 5.0, as the wrapper): the exponent is clamped to [−clamp, clamp]; 0 disables.
+* ``keep_zeros`` (default True): entries that are exactly zero after the base step stay zero.  The
+  multiplicative step already does that for finite exponents; the flag also covers an unclamped
+  overflow (0 · inf) and documents the intent (masks survive without the enforcer's help).
+* ``max_norm`` (default 1000, as the wrapper): after the mirror step a tensor whose L2 norm exceeds
+  ``max_norm`` is rescaled to that norm; 0 disables.
+
+Defaults α = 200, β = 1e-3 (ImageNet, PAPERS.md §4).  α multiplies η·g: retune it when the base lr
+scale changes.  With α = β = 0 (and no clipping triggered) the wrapper is exactly the base optimiser.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from pruners.registry import ConfigError
+from reparam.base import Reparam, register_reparam
+
+
+class OptimizerWrapper:
+    """Base of optimiser wrappers: everything not overridden is the base optimiser's.
+
+    ``param_groups``, ``state``, ``defaults``, ``zero_grad``, ``state_dict``, ``add_param_group`` are the
+    base optimiser's, so learning-rate schedulers (built on ``base_optimizer``), the enforcer's state
+    resets and the training loop see one optimiser.
+    """
+
+    def __init__(self, base: torch.optim.Optimizer) -> None:
+        self.base_optimizer = base
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.base_optimizer.param_groups
+
+    @property
+    def state(self) -> Any:
+        return self.base_optimizer.state
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.base_optimizer.defaults
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.base_optimizer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base_optimizer.load_state_dict(state)
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        self.base_optimizer.add_param_group(group)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "base_optimizer":
+            raise AttributeError(name)
+        return getattr(self.base_optimizer, name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_optimizer!r})"
+
+
+class HamOptimizer(OptimizerWrapper):
+    """The HAM mirror step after ``base.step()`` (see the module docstring for the formula and flags)."""
+
+    def __init__(self, base: torch.optim.Optimizer, alpha: float = 200.0, beta: float = 1e-3,
+                 matrices_only: bool = True, clamp: float = 5.0, keep_zeros: bool = True,
+                 max_norm: float = 1000.0) -> None:
+        super().__init__(base)
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.matrices_only, self.clamp = bool(matrices_only), float(clamp)
+        self.keep_zeros, self.max_norm = bool(keep_zeros), float(max_norm)
+
+    def _targets(self, group: dict[str, Any]) -> list[torch.Tensor]:
+        return [p for p in group["params"] if p.grad is not None and (p.dim() >= 2 or not self.matrices_only)]
+
+    def _needs_grad_copy(self) -> bool:
+        """torch's own SGD / Adam / AdamW / RMSprop leave ``.grad`` untouched (unless ``maximize``);
+        any other base optimiser might change it in place, so its gradients are copied first."""
+        safe = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop)
+        base = self.base_optimizer
+        return type(base) not in safe or any(g.get("maximize", False) for g in base.param_groups)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> Any:
+        copy = self._needs_grad_copy()
+        saved = []
+        for group in self.param_groups:
+            params = self._targets(group)
+            grads = [p.grad.clone() if copy else p.grad for p in params]
+            saved.append((group, params, grads))
+        loss = self.base_optimizer.step(closure) if closure is not None else self.base_optimizer.step()
+        if self.alpha == 0.0 and self.beta == 0.0:
+            return loss
+        for group, params, grads in saved:
+            lr = float(group["lr"])
+            for p, g in zip(params, grads):
+                # e = −η (α sign(θ_{k+½}) ∇f(θ_k) + β): one allocation, four in-place passes
+                e = torch.sign(p)
+                torch.addcmul(torch.tensor(-lr * self.beta, dtype=p.dtype, device=p.device), e, g,
+                              value=-lr * self.alpha, out=e)
+                if self.clamp > 0:
+                    e.clamp_(-self.clamp, self.clamp)
+                e.exp_()
+                if self.keep_zeros and self.clamp <= 0:
+                    e.masked_fill_(p == 0, 1.0)
+                p.mul_(e)
+            if self.max_norm > 0 and params:
+                norms = torch.stack(torch._foreach_norm(params))
+                if bool((norms > self.max_norm).any()):  # one host sync per step
+                    for p, n in zip(params, norms.tolist()):
+                        if n > self.max_norm:
+                            p.mul_(self.max_norm / n)
+        return loss
+
+
+@register_reparam("ham")
+@dataclass
+class HAM(Reparam):
+    """HAM: the hyperbolic mirror step after the recipe's optimiser step (any base, any scheduler)."""
+
+    description = "HAM: hyperbolic mirror step θ⊙exp(−η(α sign(θ)∇f + β)) after any base optimiser step"
+    paper = ("Jacobs, Gadhikar, Rubio-Madrigal, Burkholz. Hyperbolic Aware Minimization: Implicit Bias for "
+             "Sparsity. ICLR 2026 (arXiv 2506.02630)")
+
+    alpha: float = 200.0
+    beta: float = 1e-3
+    matrices_only: bool = True
+    clamp: float = 5.0
+    keep_zeros: bool = True
+    max_norm: float = 1000.0
+
+    def validate(self) -> None:
+        for key in ("alpha", "beta", "clamp", "max_norm"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"ham {key} must be a finite number >= 0, got {v!r}; "
+                                  f"use e.g. alpha = 200, beta = 1e-3 (clamp / max_norm 0 disables them)")
+
+    def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        return HamOptimizer(optimizer, alpha=self.alpha, beta=self.beta, matrices_only=self.matrices_only,
+                            clamp=self.clamp, keep_zeros=self.keep_zeros,
+                            max_norm=self.max_norm)  # type: ignore[return-value]

@@ -1,0 +1,167 @@
+"""θ = M ⊙ m ⊙ w machinery and Sign-In (PAPERS.md §1–2), float64 on tiny tensors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pruners import prunable_parameters
+from pruners.registry import build_config
+from reparam import REPARAMS
+from reparam.factorized import balanced_split, effective_weights, factor_pairs, resplit
+
+from reparam_helpers import Driver, random_masks, regression_loss, tiny_mlp
+
+
+def make(name: str, **args):
+    return build_config(REPARAMS.get(name), args, name)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.3, 2.5])
+def test_balanced_split_formula(gamma):
+    theta = torch.tensor([-3.0, -0.2, 0.0, 1e-8, 0.7, 4.0], dtype=torch.float64)
+    m, w = balanced_split(theta, gamma)
+    torch.testing.assert_close(m * w, theta, rtol=0, atol=1e-15)
+    torch.testing.assert_close(m * m - w * w, torch.full_like(theta, gamma), rtol=1e-12, atol=1e-12)
+    assert bool((m > 0).all())
+    expected_m = torch.sqrt((gamma + torch.sqrt(gamma ** 2 + 4 * theta ** 2)) / 2)
+    torch.testing.assert_close(m, expected_m, rtol=0, atol=0)
+    assert m[2].item() == pytest.approx(gamma ** 0.5) and w[2].item() == 0.0   # θ = 0 → (sqrt γ, 0)
+
+
+def test_spred_split_is_gamma_zero():
+    theta = torch.tensor([-4.0, -0.25, 0.0, 9.0], dtype=torch.float64)
+    m, w = balanced_split(theta, 0.0)
+    torch.testing.assert_close(m, torch.tensor([2.0, 0.5, 0.0, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(w, torch.tensor([-2.0, -0.5, 0.0, 3.0], dtype=torch.float64))
+
+
+def test_apply_keeps_theta_masks_both_factors_and_merge_restores_weights():
+    model = tiny_mlp()
+    masks = random_masks(model, 0.5)
+    masks.apply_(model)
+    before = {n: p.detach().clone() for n, p in prunable_parameters(model).items()}
+    r = make("signin")
+    r.apply(model, masks)
+    assert prunable_parameters(model) == {}          # weights are computed while parametrised
+    eff = r.effective_weights(model)
+    assert list(eff) == list(before)
+    for n in before:
+        torch.testing.assert_close(eff[n], before[n], rtol=0, atol=1e-15)
+    targets = r.mask_targets(model, masks)
+    pairs = factor_pairs(model)
+    for n, (m, w) in pairs.items():
+        assert targets[n] == [m, w]
+        assert bool((m[~masks[n]] == 0).all()) and bool((w[~masks[n]] == 0).all())
+        kept = masks[n]
+        torch.testing.assert_close(m[kept] ** 2 - w[kept] ** 2, torch.ones_like(m[kept]), rtol=0, atol=1e-12)
+    r.merge(model)
+    after = prunable_parameters(model)
+    assert list(after) == list(before)
+    for n in before:
+        torch.testing.assert_close(after[n].detach(), before[n], rtol=0, atol=1e-15)
+    assert r.effective_weights(model).keys() == before.keys()   # works after merge too (sign flips)
+
+
+def test_signin_reset_keeps_theta_and_restores_gamma():
+    model = tiny_mlp()
+    masks = random_masks(model, 0.6)
+    r = make("signin", reset_every=1, gamma=1.0)
+    d = Driver(model, r, masks, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.05),
+               epochs=3, steps_per_epoch=5)
+    loss = regression_loss()
+    for _ in range(5):
+        d.step(loss)
+    pairs = factor_pairs(model)
+    gam = torch.cat([(m * m - w * w)[masks[n]] for n, (m, w) in pairs.items()])
+    assert float((gam - 1).abs().max()) > 1e-4                   # weight decay shrank γ
+    theta = {n: (m * w).detach().clone() for n, (m, w) in pairs.items()}
+    resplit(pairs, 1.0, d.opt)
+    for n, (m, w) in pairs.items():
+        torch.testing.assert_close((m * w).detach(), theta[n], rtol=0, atol=1e-12)
+        kept = masks[n]
+        torch.testing.assert_close((m * m - w * w)[kept], torch.ones_like(m[kept]), rtol=0, atol=1e-12)
+        assert bool((m[~kept] == 0).all()) and bool((w[~kept] == 0).all())
+        for p in (m, w):
+            assert float(d.opt.state[p]["momentum_buffer"].abs().max()) == 0.0   # zeroed by default
+
+
+def test_signin_callback_resets_at_epoch_start_without_changing_theta():
+    model = tiny_mlp()
+    masks = random_masks(model, 0.6)
+    r = make("signin", reset_every=2, reset_state="keep")
+    d = Driver(model, r, masks, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.1),
+               epochs=4, steps_per_epoch=3)
+    loss = regression_loss()
+    for _ in range(6):      # epochs 0 and 1
+        d.step(loss)
+    pairs = factor_pairs(model)
+    theta = {n: (m * w).detach().clone() for n, (m, w) in pairs.items()}
+    bufs = {id(p): d.opt.state[p]["momentum_buffer"].clone() for mw in pairs.values() for p in mw}
+    d.state.epoch = 2
+    for cb in d.callbacks:
+        cb.on_epoch_start(d.state)   # epoch 2 = 1 · p: reset
+    for n, (m, w) in pairs.items():
+        torch.testing.assert_close((m * w).detach(), theta[n], rtol=0, atol=1e-12)
+        kept = masks[n]
+        torch.testing.assert_close((m * m - w * w)[kept], torch.ones_like(m[kept]), rtol=0, atol=1e-12)
+        for p in (m, w):
+            torch.testing.assert_close(d.opt.state[p]["momentum_buffer"], bufs[id(p)])   # "keep"
+    d.state.epoch = 3
+    before = {n: (m.detach().clone(), w.detach().clone()) for n, (m, w) in pairs.items()}
+    for cb in d.callbacks:
+        cb.on_epoch_start(d.state)   # epoch 3: no reset
+    for n, (m, w) in pairs.items():
+        assert torch.equal(m, before[n][0]) and torch.equal(w, before[n][1])
+
+
+def test_sign_flips_happen_through_w_and_masked_entries_stay_zero():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 1, bias=False).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.05, -0.05, 0.3, 0.2]], dtype=torch.float64))
+    model = torch.nn.Sequential(lin)
+    from pruners import Masks
+    masks = Masks({"0.weight": torch.tensor([[True, True, True, False]])})
+    r = make("signin")
+    d = Driver(model, r, masks, lambda ps: torch.optim.SGD(ps, lr=0.01), epochs=1, steps_per_epoch=400)
+    x = torch.eye(4, dtype=torch.float64)
+    target = torch.tensor([[-0.5], [0.5], [0.3], [1.0]], dtype=torch.float64)   # signs of entries 0, 1 flip
+    loss = lambda model: ((model(x) - target) ** 2).sum()
+    (m, w), = factor_pairs(model).values()
+    for _ in range(300):
+        d.step(loss)
+        assert bool((m[0, :3] > 0).all())          # the sign never lives in m
+        assert m[0, 3].item() == 0.0 and w[0, 3].item() == 0.0
+    theta = effective_weights(model)["0.weight"][0]
+    assert theta[0] < 0 < theta[1]                 # flipped, through w
+    assert w[0, 0] < 0 < w[0, 1]
+    assert theta[3].item() == 0.0
+
+
+def test_regrown_entries_get_the_split_of_zero():
+    from pruners import Masks
+    model = tiny_mlp()
+    masks = random_masks(model, 0.5)
+    r = make("signin")
+    d = Driver(model, r, masks, lambda ps: torch.optim.SGD(ps, lr=0.01), epochs=2, steps_per_epoch=5)
+    d.step(regression_loss())
+    name = next(iter(masks))
+    grown = ~masks[name]
+    new = Masks({n: (m | grown if n == name else m) for n, m in masks.items()})
+    d.enforcer.update(new, d.opt)
+    d.step(regression_loss())
+    m, w = factor_pairs(model)[name]
+    assert bool((m[grown] != 0).all())            # no longer stuck at the m = w = 0 saddle
+
+
+def test_signin_check_recipe_and_validation():
+    from benchmark.spec import make_spec
+    from pruners.registry import ConfigError
+    with pytest.raises(ConfigError, match="longer than training"):
+        make_spec(task="digits-mlp", pruner="random", sparsity=0.5, reparam="signin",
+                  reparam_args={"reset_every": 5}, recipe={"epochs": 3})
+    for bad in ({"reset_every": 0}, {"reset_every": -2}, {"gamma": -1.0}, {"gamma": 0.0},
+                {"reset_state": "scale"}):
+        with pytest.raises(ConfigError) as exc:
+            make("signin", **bad)
+        assert "\n" not in str(exc.value)
