@@ -1,0 +1,144 @@
+"""The standardised table against hand computations (means, ddof-1 std, ranks with ties, gap to dense)."""
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import pytest
+
+from leaderboard.table import COLUMNS, aggregate, export_table, format_table, has_parquet
+from pruners.registry import ConfigError
+
+
+def hand_df(synth) -> pd.DataFrame:
+    make_run, make_df = synth.make_run, synth.make_df
+    runs = [make_run(pruner="dense", seed=s, final_top1=v, train_time_s=10.0) for s, v in ((0, 90.0), (1, 92.0), (2, 94.0))]
+    # A: mean 83, std (ddof 1) sqrt(((-3)^2 + (-1)^2 + 4^2) / 2) = sqrt(13); one run collapsed
+    runs += [make_run(pruner="magnitude", seed=s, final_top1=v, train_time_s=5.0, collapse=int(s == 2),
+                      achieved_sparsity=a)
+             for s, v, a in ((0, 80.0, 0.89), (1, 82.0, 0.90), (2, 87.0, 0.91))]
+    # B: mean 83.004 -> rounds to 83.00: ties with A; one failed run does not count
+    runs += [make_run(pruner="random", allocation="uniform", seed=s, final_top1=v, train_time_s=20.0)
+             for s, v in ((0, 84.004), (1, 82.004))]
+    runs.append(make_run(pruner="random", allocation="uniform", seed=2, status="failed", final_top1=None))
+    # C: one ok seed (std 0) and one diverged run
+    runs.append(make_run(pruner="snip", seed=0, final_top1=70.0))
+    runs.append(make_run(pruner="snip", seed=1, status="diverged", final_top1=float("nan")))
+    # D: beats the tie by 0.006 after rounding
+    runs.append(make_run(pruner="rigl", allocation="erk", seed=0, final_top1=83.006))
+    return make_df(runs)
+
+
+def row(agg: pd.DataFrame, method: str, sparsity: float = 0.9) -> pd.Series:
+    sub = agg[(agg["method"] == method) & (agg["target_sparsity"] == sparsity)]
+    assert len(sub) == 1, sub
+    return sub.iloc[0]
+
+
+def test_aggregate_matches_hand_computation(synth):
+    agg = aggregate(hand_df(synth))
+    assert list(agg.columns) == COLUMNS
+    dense = row(agg, "dense", 0.0)
+    assert dense["top1_mean"] == pytest.approx(92.0)
+    assert dense["top1_std"] == pytest.approx(2.0)  # sqrt((4 + 0 + 4) / 2)
+    assert dense["rank"] == 1 and dense["gap_to_dense"] == pytest.approx(0.0)
+
+    a = row(agg, "magnitude/global")
+    assert a["top1_mean"] == pytest.approx(83.0)
+    assert a["top1_std"] == pytest.approx(math.sqrt(13.0))
+    assert a["seeds"] == 3 and a["runs"] == 3
+    assert a["gap_to_dense"] == pytest.approx(83.0 - 92.0)
+    assert a["achieved_sparsity"] == pytest.approx(0.90)
+    assert a["train_time_rel"] == pytest.approx(0.5)
+    assert a["train_flops_rel"] == pytest.approx(0.1)
+    assert a["collapsed"] == 1 and a["diverged"] == 0 and a["failed"] == 0
+
+    b = row(agg, "random/uniform")
+    assert b["top1_mean"] == pytest.approx(83.004)
+    assert b["top1_std"] == pytest.approx(math.sqrt(2.0))
+    assert (b["seeds"], b["runs"], b["failed"]) == (2, 3, 1)
+    assert b["train_time_rel"] == pytest.approx(2.0)
+    assert len(b["run_ids"]) == 3
+
+    c = row(agg, "snip/global")
+    assert (c["seeds"], c["top1_std"], c["diverged"]) == (1, 0.0, 1)
+
+    # ranks: D 83.006 -> 83.01 first; A 83.00 and B 83.004 -> 83.00 tie at 2 ('min'); C after two ties -> 4
+    assert [row(agg, m)["rank"] for m in ("rigl/erk", "magnitude/global", "random/uniform", "snip/global")] == [1, 2, 2, 4]
+    # sorted by rank within (task, sparsity)
+    sub = agg[agg["target_sparsity"] == 0.9]
+    assert list(sub["rank"]) == sorted(sub["rank"])
+
+
+def test_unranked_without_ok_runs_and_gap_without_dense(synth):
+    make_run, make_df = synth.make_run, synth.make_df
+    df = make_df([make_run(pruner="magnitude", final_top1=None, status="failed"),
+                  make_run(pruner="random", allocation="uniform", final_top1=60.0)])
+    agg = aggregate(df)
+    assert pd.isna(row(agg, "magnitude/global")["rank"])
+    assert row(agg, "random/uniform")["rank"] == 1
+    assert math.isnan(row(agg, "random/uniform")["gap_to_dense"])  # no dense run for the task
+    assert list(agg["method"]) == ["random/uniform", "magnitude/global"]  # unranked last
+
+
+def test_hyperparameter_variants_and_recipes_are_kept_apart(synth):
+    make_run, make_df = synth.make_run, synth.make_df
+    df = make_df([make_run(pruner="snip", pruner_args={"batches": 1}, final_top1=60.0),
+                  make_run(pruner="snip", pruner_args={"batches": 2}, final_top1=70.0),
+                  make_run(pruner="magnitude", reparam="signin", reparam_args={"p": 1}, final_top1=50.0),
+                  make_run(pruner="magnitude", reparam="signin", reparam_args={"p": 2}, final_top1=55.0),
+                  make_run(task="t2", pruner="magnitude", epochs=3, final_top1=40.0),
+                  make_run(task="t2", pruner="magnitude", epochs=9, final_top1=45.0)])
+    agg = aggregate(df)
+    assert set(agg["method"]) == {"snip/global[batches=1]", "snip/global[batches=2]", "magnitude/global+signin[p=1]",
+                                  "magnitude/global+signin[p=2]", "magnitude/global"}
+    assert row(agg, "snip/global[batches=2]")["top1_mean"] == 70.0
+    assert set(agg["task"]) == {"toy", "t2[epochs=3]", "t2[epochs=9]"}
+    assert set(agg.loc[agg["method"] == "magnitude/global+signin[p=1]", "family"]) == {"reparam"}
+
+
+def test_repeated_seed_counts_once(synth):
+    make_run, make_df = synth.make_run, synth.make_df
+    # the same training with and without the graphon analysis (two run ids, one seed)
+    df = make_df([make_run(seed=0, final_top1=80.0, run_id="a" * 16), make_run(seed=0, final_top1=80.0, run_id="b" * 16),
+                  make_run(seed=1, final_top1=90.0)])
+    r = row(aggregate(df), "magnitude/global")
+    assert (r["seeds"], r["runs"]) == (2, 3)
+    assert r["top1_mean"] == pytest.approx(85.0)
+    assert r["top1_std"] == pytest.approx(math.sqrt(50.0))  # two seeds: 80, 90
+
+
+def test_empty(synth):
+    make_df = synth.make_df
+    agg = aggregate(make_df([]))
+    assert agg.empty and list(agg.columns) == COLUMNS
+    assert "task" in format_table(agg, "md")
+
+
+def test_formats(synth):
+    agg = aggregate(hand_df(synth))
+    latex = format_table(agg, "latex")
+    assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex
+    md = format_table(agg, "md")
+    assert md.splitlines()[0].startswith("| task") and "83.00 ± 3.61" in md
+    back = pd.read_csv(io.StringIO(format_table(agg, "csv")))
+    assert list(back.columns) == COLUMNS
+    assert back["top1_mean"].tolist() == pytest.approx(agg["top1_mean"].tolist(), nan_ok=True)
+    assert back.loc[back["method"] == "random/uniform", "run_ids"].iloc[0].count(" ") == 2
+    with pytest.raises(ConfigError, match="format"):
+        format_table(agg, "html")
+
+
+def test_exports(tmp_path, synth):
+    agg = aggregate(hand_df(synth))
+    for name in ("t.csv", "t.md", "t.tex", "t.txt"):
+        assert export_table(agg, tmp_path / name).read_text(encoding="utf-8").strip()
+    with pytest.raises(ConfigError, match="file type"):
+        export_table(agg, tmp_path / "t.xlsx")
+    if has_parquet():
+        back = pd.read_parquet(export_table(agg, tmp_path / "t.parquet"))
+        assert back["top1_mean"].tolist() == pytest.approx(agg["top1_mean"].tolist(), nan_ok=True)
+    else:
+        with pytest.raises(ConfigError, match="pyarrow"):
+            export_table(agg, tmp_path / "t.parquet")
