@@ -488,7 +488,7 @@ def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.Dat
         if info.get("description"):
             parts.append(f'<p class="description">{e(info["description"])}</p>')
         paper, url = info.get("paper"), _safe_url(info.get("url"))
-        if paper or url:
+        if paper or info.get("url"):  # a URL that is not http(s) is shown as text, never linked
             link = f' <a href="{e(url)}" rel="noopener noreferrer">{e(url)}</a>' if url else \
                 (f" <code>{e(info.get('url'))}</code>" if info.get("url") else "")
             parts.append(f"<p>Source: {e(paper or '')}{link}</p>")
