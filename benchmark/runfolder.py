@@ -8,15 +8,56 @@ counts as done.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
 from pruners.registry import ConfigError
 
 RESULT = "result.json"
+
+#: errno values that mean "the storage cannot take more writes", not "this run is broken" ...
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+#: ... and those that do when the file concerned lies in the output folder.
+DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO}
+
+
+class OutputError(ConfigError):
+    """The output folder cannot be written (disk full, read-only, permissions): the grid stops with
+    one line and exit status 2; everything that finished before stays recorded."""
+
+
+def is_output_error(exc: BaseException, out: Path | None = None) -> bool:
+    """True for an OSError / SQLite error caused by the output storage rather than by the run."""
+    if isinstance(exc, OutputError):
+        return True
+    if isinstance(exc, OSError):
+        if exc.errno in FULL_ERRNOS:
+            return True
+        if exc.errno in DENIED_ERRNOS and out is not None and exc.filename:
+            try:
+                return Path(os.path.abspath(exc.filename)).is_relative_to(Path(out).absolute())
+            except (TypeError, ValueError):
+                return False
+        return False
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(k in text for k in ("disk is full", "readonly database", "disk i/o error",
+                                       "unable to open database"))
+    return False
+
+
+def output_error(out: Path, exc: BaseException) -> OutputError:
+    """The one-line error for an output folder that stopped taking writes."""
+    if isinstance(exc, OutputError):
+        return exc
+    what = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return OutputError(f"cannot write to output folder {str(out)!r} ({what}); free space or fix its "
+                       "permissions, then run the same command again to resume (finished runs are kept)")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -4,7 +4,17 @@
 masks and metrics on CPU.  It writes the run folder (see ``benchmark.runfolder``) and returns the
 result record (``benchmark.schema``).  Any exception inside the run is caught and recorded as
 status ``failed`` with its reason (the traceback goes to the run's log.txt); a diverging loss is
-recorded as ``diverged`` with its step.  Nothing here raises for a failing run, so a grid goes on.
+recorded as ``diverged`` with its step; running out of memory (``MemoryError``,
+``torch.OutOfMemoryError``) is recorded as ``failed`` with reason "out of memory".  Nothing here
+raises for a failing run, so a grid goes on — except when the output folder itself cannot be written
+(disk full, read-only, permission): that is :class:`benchmark.runfolder.OutputError` (a ConfigError:
+one line, exit 2), since no later run could be recorded either.
+
+Resuming (``benchmark.checkpoint``): an unfinished run folder whose ``checkpoint.pt`` matches the spec
+resumes at the checkpoint's epoch and ends with the same masks, metrics and weights as an
+uninterrupted run; without a usable checkpoint the folder is cleared and the run starts over.  The
+checkpoint is removed once the run ends ok or diverged (kept for a failed run, so ``--retry-failed``
+resumes it).
 """
 from __future__ import annotations
 
@@ -22,7 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.runfolder import RESULT, atomic_write_bytes, atomic_write_json, reset_unfinished, run_dir
+from benchmark.checkpoint import load_checkpoint, remove_checkpoint, restore, save_checkpoint
+from benchmark.runfolder import (RESULT, atomic_write_bytes, atomic_write_json, is_output_error,
+                                 output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
 from benchmark.train import Diverged, build_optimizer, build_scheduler, loss_function, train
@@ -74,13 +86,8 @@ class RunLog:
             fh.write(f"{now()} {msg}\n")
 
 
-def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "") -> dict[str, Any]:
-    """Run ``spec``, write its folder under ``out``, and return its result record."""
-    folder = run_dir(Path(out), spec.run_id)
-    reset_unfinished(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "spec.json", spec.to_dict())
-    log = RunLog(folder / "log.txt")
+def base_record(spec: RunSpec, device: str = "cpu", grid: str = "") -> dict[str, Any]:
+    """The identifying columns of a run's record (status and results not filled in yet)."""
     rec = empty_record()
     rec.update(run_id=spec.run_id, grid=grid, task=spec.task, pruner=spec.pruner, allocation=spec.allocation,
                pruner_args=dict(spec.pruner_args), allocation_args=dict(spec.allocation_args),
@@ -89,26 +96,98 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
                weight_decay=spec.recipe["weight_decay"], epochs=spec.recipe["epochs"],
                batch_size=spec.recipe["batch_size"], device=str(device), versions=versions(),
                started_at=now(), spec=spec.to_dict(), schema_version=SCHEMA_VERSION)
-    t_start = time.perf_counter()
-    log(f"start {spec.label()} on {device}")
+    return rec
+
+
+def record_failure(spec: RunSpec, out: str | Path, reason: str, device: str = "cpu", grid: str = "",
+                   started_at: str | None = None, total_time_s: float | None = None) -> dict[str, Any]:
+    """Record a run that died outside :func:`execute`'s control (worker killed, time limit, lost job).
+
+    Writes ``result.json`` with status ``failed`` and ``reason`` (the run folder stays the source of
+    truth, so ``store rebuild`` restores the failure) and returns the record.  A checkpoint is kept,
+    so ``--retry-failed`` resumes the run.
+    """
+    folder = run_dir(Path(out), spec.run_id)
+    rec = base_record(spec, device, grid)
+    rec.update(status="failed", reason=reason, finished_at=now(), total_time_s=total_time_s)
+    if started_at:
+        rec["started_at"] = started_at
     try:
-        _train_run(spec, folder, torch.device(device), rec, log)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "spec.json").exists():
+            atomic_write_json(folder / "spec.json", spec.to_dict())
+        RunLog(folder / "log.txt")(f"failed: {reason}")
+        atomic_write_json(folder / RESULT, rec)
+    except OSError as exc:
+        raise output_error(Path(out), exc) from None
+    return rec
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The one-line reason recorded for a run that raised ``exc``."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return "out of memory" + (f" ({detail})" if detail else "")
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+def _prepare_folder(folder: Path, spec: RunSpec) -> dict | None:
+    """Make ``folder`` ready for a run: the checkpoint to resume from, or None after clearing it."""
+    spec_dict = spec.to_dict()
+    if (folder / RESULT).exists():  # a failed run retried: it is not done until it ends again
+        (folder / RESULT).unlink()
+    payload = load_checkpoint(folder, spec.run_id, spec_dict)
+    if payload is None:
+        reset_unfinished(folder)  # no usable checkpoint: start over
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "spec.json", spec_dict)
+    return payload
+
+
+def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "") -> dict[str, Any]:
+    """Run ``spec`` (resuming from its checkpoint when there is one), write its folder under ``out``,
+    and return its result record."""
+    folder = run_dir(Path(out), spec.run_id)
+    try:
+        resume = _prepare_folder(folder, spec)
+    except OSError as exc:
+        raise output_error(Path(out), exc) from None
+    log = RunLog(folder / "log.txt")
+    rec = base_record(spec, device, grid)
+    t_start = time.perf_counter()
+    try:
+        if resume is not None:
+            log(f"resume {spec.label()} on {device} from the checkpoint after epoch {resume['next_epoch']}")
+        else:
+            log(f"start {spec.label()} on {device}")
+        _train_run(spec, folder, torch.device(device), rec, log, resume)
         rec["status"] = "ok"
         rec["reason"] = ""
     except Diverged as exc:
         rec.update(status="diverged", reason=str(exc), diverged_step=exc.step)
         log(f"diverged: {exc}")
     except Exception as exc:  # a failing run is recorded and the grid goes on
-        rec.update(status="failed", reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
-        log("failed:\n" + traceback.format_exc())
+        if is_output_error(exc, Path(out)):
+            raise output_error(Path(out), exc) from None
+        rec.update(status="failed", reason=failure_reason(exc))
+        try:
+            log("failed:\n" + traceback.format_exc())
+        except OSError as exc2:
+            raise output_error(Path(out), exc2) from None
     rec["total_time_s"] = time.perf_counter() - t_start
     rec["finished_at"] = now()
-    log(f"end status={rec['status']}")
-    atomic_write_json(folder / RESULT, rec)
+    try:
+        log(f"end status={rec['status']}")
+        atomic_write_json(folder / RESULT, rec)
+        if rec["status"] != "failed":
+            remove_checkpoint(folder)
+    except OSError as exc:
+        raise output_error(Path(out), exc) from None
     return rec
 
 
-def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log: RunLog) -> None:
+def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log: RunLog,
+               resume: dict | None = None) -> None:
     from benchmark.metrics import FlopsTracker, SignFlipTracker, forward_backward_seconds, inference_flops, layer_macs
     from benchmark.tasks import build_model, get_task, make_loaders
     from benchmark.tasks.base import Recipe
@@ -184,17 +263,36 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
                        steps_per_epoch=steps_per_epoch, scheduler=scheduler, reparam=reparam)
 
     metrics_path = folder / "metrics.jsonl"
+    done: list[dict[str, Any]] = []       # metrics of epochs finished before a resume
+    trained_before = 0.0
+    start_epoch = 0
+    if resume is not None:
+        # replay the fresh start (on_start derives each callback's configuration), then overwrite
+        # every piece of mutable state with the checkpoint's
+        for cb in callbacks:
+            cb.on_start(state)
+        restore(resume, state, callbacks)
+        done, trained_before, start_epoch = list(resume["history"]), resume["train_time_s"], resume["next_epoch"]
+        # lines written after the checkpoint are dropped, so none is duplicated
+        atomic_write_bytes(metrics_path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in done).encode())
+    else:
+        metrics_path.unlink(missing_ok=True)
+    t_train = time.perf_counter()
 
     def on_epoch(m: dict[str, Any]) -> None:
         with open(metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(m, sort_keys=True) + "\n")
         log(f"epoch {m['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items()
                                                if isinstance(v, float)))
+        done.append(m)
+        if m["epoch"] < state.epochs:  # the last epoch ends in result.json instead
+            save_checkpoint(folder, spec.run_id, spec.to_dict(), state, callbacks, done,
+                            trained_before + time.perf_counter() - t_train)
 
-    t_train = time.perf_counter()
-    history = train(state, train_loader, test_loader, callbacks, loss_fn, classification, on_epoch,
-                    eval_every=recipe.eval_every)
-    rec["train_time_s"] = time.perf_counter() - t_train
+    train(state, train_loader, test_loader, callbacks, loss_fn, classification, on_epoch,
+          start_epoch=start_epoch, eval_every=recipe.eval_every)
+    history = done
+    rec["train_time_s"] = trained_before + time.perf_counter() - t_train
 
     # 3. merge, final masks, record
     reparam.merge(model)
@@ -219,7 +317,9 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     flips_layer = flips.counts(final)
     rec.update(sign_flips=sum(flips_layer.values()), sign_flips_layer=flips_layer)
     extra = getattr(pruner, "extra_results", None)
-    rec["extra"] = extra() if callable(extra) else {}
+    from pruners.plugins import plugin_extra  # a plugin pruner's name, version, author, URL (docs/plugins.md)
+
+    rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner)}
     if spec.analysis.get("graphon"):
         from graphon.summary import summarize_masks
 
