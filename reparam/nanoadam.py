@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from pruners.hooks import Callback, TrainState
-from pruners.masks import Masks, prunable_parameters
+from pruners.masks import prunable_parameters
 from pruners.registry import ConfigError
 from reparam.base import Reparam, register_reparam
 
@@ -179,8 +179,12 @@ class NanoAdamHook(Callback):
         opt = state.optimizer
         if isinstance(opt, NanoAdamOptimizer):
             opt.total_steps = state.total_steps
+            # the weight matrices that are selected from: every prunable weight except the last (the head)
+            params = prunable_parameters(state.model)
+            by_name = {n: params[n] for n in list(params)[:-1]}
+            self.reparam.selectable_params = by_name
+            opt.selectable = {id(p) for p in by_name.values()}
             enforcer = state.masks
-            by_name = self.reparam.selectable_params
 
             def keep() -> dict[torch.Tensor, torch.Tensor]:
                 masks = enforcer.masks if enforcer is not None else {}
@@ -228,12 +232,6 @@ class NanoAdam(Reparam):
         if self.weight_decay < 0 or not self.eps > 0:
             raise ConfigError("nanoadam weight_decay must be >= 0 and eps > 0")
 
-    def apply(self, model: nn.Module, masks: Masks) -> None:
-        """Record the selectable weight matrices: every prunable weight except the last (the head)."""
-        params = prunable_parameters(model)
-        names = list(params)
-        self.selectable_params = {n: params[n] for n in names[:-1]}
-
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         groups = []
         for g in optimizer.param_groups:
@@ -242,8 +240,7 @@ class NanoAdam(Reparam):
         return NanoAdamOptimizer(groups, lr=optimizer.defaults.get("lr", 1e-3), eps=self.eps,
                                  weight_decay=self.weight_decay, density=self.density,
                                  final_density=self.final_density, mask_interval=self.mask_interval,
-                                 density_interval=self.density_interval, chunk_size=self.chunk_size,
-                                 selectable=list(self.selectable_params.values()))
+                                 density_interval=self.density_interval, chunk_size=self.chunk_size)
 
     def callbacks(self) -> list[Callback]:
         return [NanoAdamHook(self)]
