@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from pruners.allocation import Allocation
@@ -48,7 +49,7 @@ class _ACDCCallback(Callback):
         if kind == "C":
             masks = magnitude_masks(effective_weights(state), self.density, self.allocation)
         else:
-            masks = Masks.ones(state.model)
+            masks = Masks({n: torch.ones_like(m) for n, m in state.masks.masks.items()})
         state.masks.update(masks, state.optimizer)
         self.log.append((t, kind, masks.density()))
 

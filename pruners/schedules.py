@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -84,10 +84,15 @@ def effective_weights(state) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------------
 # running a layer with another weight
-def prunable_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Prunable parameter name → the module that owns it (``"fc.weight"`` → ``model.fc``)."""
+def prunable_modules(model: nn.Module, names: Iterable[str] | None = None) -> dict[str, nn.Module]:
+    """Prunable weight name → the module that owns it (``"fc.weight"`` → ``model.fc``).
+
+    ``names`` defaults to the model's plain prunable parameters; pass the mask names when a reparam
+    has replaced the weights by a parametrisation (then ``module.weight`` is no Parameter).
+    """
     modules = dict(model.named_modules())
-    return {n: modules[n.rpartition(".")[0]] for n in prunable_parameters(model)}
+    names = list(prunable_parameters(model)) if names is None else list(names)
+    return {n: modules[n.rpartition(".")[0]] for n in names}
 
 
 def functional_forward(module: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -156,7 +161,7 @@ def theta_gradients(model: nn.Module, theta: Mapping[str, torch.Tensor], batch: 
     model's own ``.grad`` fields are not touched.  The MACs per sample of each layer are counted as in
     ``benchmark.metrics.layer_macs`` (inputs per output × output elements of one sample).
     """
-    modules = prunable_modules(model)
+    modules = prunable_modules(model, theta.keys())
     leaves = {n: theta[n].detach().clone().requires_grad_(True) for n in modules}
     macs: dict[str, int] = {}
 
