@@ -12,11 +12,27 @@ imports flow from ``benchmark`` to the other packages, never back.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
-from importlib import metadata
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+
+#: Every registry ever created, so plugin loading (``pruners.plugins``) can see and roll back what a
+#: plugin registered anywhere (pruners, reparams, allocations, ...).
+REGISTRIES: list["Registry"] = []
+_ORIGINS: list[str] = []
+
+
+@contextlib.contextmanager
+def registering_as(origin: str) -> Iterator[None]:
+    """While active, registrations that do not name an origin are attributed to ``origin``
+    (used by ``pruners.plugins`` so a plugin's ``@register_pruner`` reads "plugin path.py")."""
+    _ORIGINS.append(origin)
+    try:
+        yield
+    finally:
+        _ORIGINS.pop()
 
 
 class ConfigError(ValueError):
@@ -44,6 +60,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self._origins: dict[str, str] = {}
         self._discovered = False
+        REGISTRIES.append(self)
 
     def register(self, name: str, *, origin: str = "built-in") -> Callable[[T], T]:
         """Decorator that registers ``obj`` under ``name``; a second registration is refused."""
@@ -55,6 +72,8 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T, *, origin: str = "built-in") -> None:
+        if origin == "built-in" and _ORIGINS:
+            origin = _ORIGINS[-1]
         if not isinstance(name, str) or not name or name.strip() != name:
             raise ConfigError(f"{self.kind} name {name!r} is not a valid name; use a non-empty string "
                               "without surrounding spaces")
@@ -75,21 +94,11 @@ class Registry(Generic[T]):
         self._origins.pop(name, None)
 
     def discover(self) -> None:
-        """Load entries advertised through the entry-point group (once)."""
-        if self._discovered or not self.entry_point_group:
-            return
-        self._discovered = True
-        for ep in metadata.entry_points(group=self.entry_point_group):
-            if ep.name in self._entries:
-                continue
-            try:
-                obj = ep.load()
-            except Exception as exc:  # a broken installed plugin must not break the suite
-                raise ConfigError(
-                    f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to import: "
-                    f"{type(exc).__name__}: {exc}; fix or uninstall that package") from None
-            if ep.name not in self._entries:
-                self.add(ep.name, obj, origin=f"entry point {ep.value}")
+        """Load plugins: the entry points of this registry's group (once per process) and the
+        targets listed in ``$SPARSEBENCH_PLUGINS`` (each once; see ``pruners.plugins``)."""
+        from pruners.plugins import discover  # lazy: plugins imports this module
+
+        discover(self)
 
     def get(self, name: str) -> T:
         self.discover()
