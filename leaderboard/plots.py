@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-PLOT_VERSION = "1"  # bump when a figure's look changes (invalidates the site's image cache)
+PLOT_VERSION = "2"  # bump when a figure's look changes (invalidates the site's image cache)
 
 RC = {
     "text.parse_math": False,
@@ -159,7 +159,7 @@ def pairs_heatmap(rows: Sequence[str], cols: Sequence[str], gap: np.ndarray, tit
     """Top-1 gap of pruner + reparam to the pruner's plain run: diverging colours centred at 0, values printed."""
     data = np.asarray(gap, dtype=float)
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
-    lim = max(lim, 1e-9)
+    lim = max(lim, 0.5)  # all-zero or tiny gaps: a ±0.5 pp scale, not a 1e-9 one
     with matplotlib.rc_context({**RC, "axes.grid": False}):
         fig = _figure(1.6 + 1.1 * max(len(cols), 2), 1.0 + 0.4 * max(len(rows), 2))
         ax = fig.add_subplot()

@@ -4,7 +4,8 @@ Reads only the results DataFrame (``benchmark.results()``), never the store or r
 
 *Method* = pruner with its layer allocation, hyperparameters and reparam
 (``pruner[/allocation][+reparam]``).  Runs that share a label but differ in hyperparameters are kept
-apart: the label gets the keys that differ, e.g. ``snip/global[batches=5]`` (:func:`add_method`).  The
+apart: the label gets the keys that differ, e.g. ``snip/global[batches=5]`` (:func:`add_method`); a key
+that some runs lack (added to the spec in a later version) splits only where its present values differ.  The
 same holds for the training recipe: when one task was run with several recipes (e.g. a grid that sets
 ``epochs = 3``), the task label gets the differing recipe keys, ``fmnist-lenet300[epochs=3]``.
 
@@ -91,7 +92,11 @@ def _differing_suffix(variants: dict[str, dict[str, Any]]) -> dict[str, str]:
     if len(variants) < 2:
         return {k: "" for k in variants}
     keys = sorted({k for d in variants.values() for k in d})
-    differ = [k for k in keys if len({_canon(d.get(k, "∅")) for d in variants.values()}) > 1]
+    # a key splits only where its present values differ: a key missing from some variants (a
+    # hyperparameter or recipe key added in a later version, so absent from older specs) does not
+    differ = [k for k in keys if len({_canon(d[k]) for d in variants.values() if k in d}) > 1]
+    if not differ:
+        return {k: "" for k in variants}
     out = {}
     for canon, d in variants.items():
         parts = [f"{k}={_short(d[k]) if k in d else '∅'}" for k in differ]

@@ -89,12 +89,17 @@ def test_hyperparameter_variants_and_recipes_are_kept_apart(synth):
                   make_run(pruner="magnitude", reparam="signin", reparam_args={"p": 1}, final_top1=50.0),
                   make_run(pruner="magnitude", reparam="signin", reparam_args={"p": 2}, final_top1=55.0),
                   make_run(task="t2", pruner="magnitude", epochs=3, final_top1=40.0),
-                  make_run(task="t2", pruner="magnitude", epochs=9, final_top1=45.0)])
+                  make_run(task="t2", pruner="magnitude", epochs=9, final_top1=45.0),
+                  # a recipe key added later (absent from older specs) does not split the task
+                  make_run(task="t3", pruner="magnitude", seed=0, final_top1=30.0),
+                  make_run(task="t3", pruner="magnitude", seed=1, final_top1=32.0,
+                           spec={"task": "t3", "seed": 1, "recipe": {"lr": 0.1, "epochs": 3, "eval_every": 1}})])
     agg = aggregate(df)
     assert set(agg["method"]) == {"snip/global[batches=1]", "snip/global[batches=2]", "magnitude/global+signin[p=1]",
                                   "magnitude/global+signin[p=2]", "magnitude/global"}
     assert row(agg, "snip/global[batches=2]")["top1_mean"] == 70.0
-    assert set(agg["task"]) == {"toy", "t2[epochs=3]", "t2[epochs=9]"}
+    assert set(agg["task"]) == {"toy", "t2[epochs=3]", "t2[epochs=9]", "t3"}
+    assert row(agg[agg["task"] == "t3"], "magnitude/global")["seeds"] == 2
     assert set(agg.loc[agg["method"] == "magnitude/global+signin[p=1]", "family"]) == {"reparam"}
 
 
