@@ -316,10 +316,17 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     rec["inference_flops_rel"] = rec["flops_sparse"] / rec["flops_dense"] if rec["flops_dense"] else None
     flips_layer = flips.counts(final)
     rec.update(sign_flips=sum(flips_layer.values()), sign_flips_layer=flips_layer)
+    from pruners.connectivity import connectivity  # effective sparsity (Vysogorets & Kempe 2023)
+
+    conn = connectivity(model, final, input_shape=ctx.input_shape)
+    rec.update(effective_sparsity=conn["effective_sparsity"], dead_neurons=conn["dead_neurons"],
+               disconnected=bool(conn["disconnected"]))
     extra = getattr(pruner, "extra_results", None)
     from pruners.plugins import plugin_extra  # a plugin pruner's name, version, author, URL (docs/plugins.md)
 
-    rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner)}
+    rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner),
+                    "connectivity": {k: conn[k] for k in ("effective_layer_density", "dead_neurons_layer",
+                                                          "collapsed_layers")}}
     if spec.analysis.get("graphon"):
         from graphon.summary import summarize_masks
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # (name, SQLite type, unit, description). JSON columns hold JSON text.
 COLUMNS: list[tuple[str, str, str, str]] = [
@@ -39,6 +39,9 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("layer_density", "JSON", "fraction", "final density per prunable layer"),
     ("collapsed_layers", "JSON", "", "prunable layers left with no weight"),
     ("collapse", "INTEGER", "bool", "1 when any layer collapsed"),
+    ("effective_sparsity", "REAL", "fraction", "prunable weights on no input→output path (Vysogorets & Kempe 2023)"),
+    ("dead_neurons", "INTEGER", "units", "output units of prunable layers with no input path or no output path"),
+    ("disconnected", "INTEGER", "bool", "1 when no input→output path is left at all"),
     ("final_top1", "REAL", "%", "test top-1 accuracy after the last epoch (not the best epoch)"),
     ("best_top1", "REAL", "%", "best test top-1 over epochs (for reference only)"),
     ("final_test_loss", "REAL", "", "test loss after the last epoch"),
@@ -55,7 +58,7 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("sign_flips", "INTEGER", "weights", "kept weights whose sign differs from initialisation at the end"),
     ("sign_flips_layer", "JSON", "weights", "sign flips per layer"),
     ("graphon", "JSON", "", "graphon / NTK summary when the analysis was requested"),
-    ("extra", "JSON", "", "method-specific results (e.g. IMP rounds, effective sparsity)"),
+    ("extra", "JSON", "", "method-specific results (e.g. IMP rounds), plugin metadata, per-layer connectivity"),
     ("device", "TEXT", "", "device the run trained on"),
     ("versions", "JSON", "", "python / torch / sparsebench versions"),
     ("started_at", "TEXT", "UTC ISO 8601", "start time"),

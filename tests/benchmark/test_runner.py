@@ -44,6 +44,8 @@ def test_run_folder_record_and_final_weights(tmp_path):
     assert rec["flops_sparse"] < rec["flops_dense"]
     assert rec["train_flops_rel"] == pytest.approx(rec["inference_flops_rel"])  # static mask
     assert rec["mask_time_fb"] > 0
+    assert rec["effective_sparsity"] >= rec["achieved_sparsity"] - 1e-12
+    assert rec["dead_neurons"] >= 0 and rec["disconnected"] in (False, True)
 
 
 def test_divergence_is_recorded_with_its_step(tmp_path):
