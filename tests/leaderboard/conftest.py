@@ -96,11 +96,74 @@ def curves_for(df: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def rich_df() -> pd.DataFrame:
-    return make_df(rich_runs())
-
-
-@pytest.fixture
 def synth() -> SimpleNamespace:
     """The helpers of this module (test files are not importable as a package)."""
-    return SimpleNamespace(make_run=make_run, make_df=make_df, rich_runs=rich_runs, curves_for=curves_for)
+    return SimpleNamespace(make_run=make_run, make_df=make_df, rich_runs=rich_runs, curves_for=curves_for,
+                           hostile_runs=hostile_runs, site_df=site_df, build_inputs=build_inputs,
+                           EVIL_PRUNER=EVIL_PRUNER, EVIL_ARG=EVIL_ARG, EVIL_DESC=EVIL_DESC, EVIL_TASK=EVIL_TASK,
+                           EVIL_ALLOC=EVIL_ALLOC, SITE_EPOCH=SITE_EPOCH)
+
+
+# ------------------------------------------------------------------ a hostile plugin and one shared site
+EVIL_PRUNER = "<script>alert(1)</script>"
+EVIL_ARG = '"><img src=x onerror="window.__xss=1">'
+EVIL_DESC = '<img src=x onerror="window.__xss=1; alert(2)"><b onmouseover="alert(3)">bold</b><script>alert(4)</script>'
+EVIL_TASK = "t&<i>ask</i>\"'"
+EVIL_ALLOC = "<u>alloc</u>"
+
+
+def hostile_runs() -> list[dict[str, Any]]:
+    """A task whose pruner, allocation, args, reparam, reason and graphon keys all hold HTML."""
+    runs = [make_run(pruner="dense", task=EVIL_TASK, seed=s, final_top1=90.0 + s) for s in (0, 1)]
+    for s in (0, 1):
+        for sp in (0.5, 0.9):
+            failed = s == 1 and sp == 0.9
+            runs.append(make_run(pruner=EVIL_PRUNER, pruner_family="pai", pruner_args={"note": EVIL_ARG},
+                                 task=EVIL_TASK, allocation=EVIL_ALLOC, seed=s, target_sparsity=sp,
+                                 final_top1=None if failed else 80.0 - 10 * sp + s,
+                                 status="failed" if failed else "ok",
+                                 reason="<iframe src=x></iframe>" if failed else "",
+                                 graphon={"layers": {"<svg onload=alert(5)>": {"density": 0.5, "heterogeneity": 0.1}},
+                                          "graphon_<em>x</em>": 0.3}))
+            runs.append(make_run(pruner="magnitude", reparam="<b>rp</b>", reparam_args={"k": "<script>x</script>"},
+                                 task=EVIL_TASK, seed=s, target_sparsity=sp, final_top1=70.0))
+            runs.append(make_run(pruner="magnitude", task=EVIL_TASK, seed=s, target_sparsity=sp, final_top1=71.0))
+    return runs
+
+
+PUBLISHED = [{"task": "toy", "method": "magnitude", "sparsity": 0.9, "top1": 88.5, "source": "Paper 2020"},
+             {"task": EVIL_TASK, "method": EVIL_PRUNER, "sparsity": 0.5, "top1": 77.0,
+              "source": "<img src=y onerror=alert(8)>"}]
+PRUNER_INFO = {EVIL_PRUNER: {"description": EVIL_DESC, "paper": "<a href=javascript:alert(6)>paper</a>",
+                             "url": "javascript:alert(7)"}}
+SITE_EPOCH = "1000000000"
+
+
+def site_df() -> pd.DataFrame:
+    return make_df(rich_runs(tasks=("toy",), sparsities=(0.5, 0.9)) + hostile_runs())
+
+
+def build_inputs(df: pd.DataFrame) -> dict[str, Any]:
+    return dict(published=PUBLISHED, curves=curves_for(df), pruner_info=PRUNER_INFO)
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> SimpleNamespace:
+    """One site built from :func:`site_df` (with published numbers, curves and pruner info), shared by
+    the read-only tests; ``SOURCE_DATE_EPOCH`` fixes its time line.  Tests must not modify it."""
+    import os
+
+    from leaderboard.site import build_site
+
+    df = site_df()
+    path = tmp_path_factory.mktemp("leaderboard") / "site"
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = SITE_EPOCH
+    try:
+        build_site(df, path, **build_inputs(df))
+    finally:
+        if old is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+    return SimpleNamespace(path=path, df=df)

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.site import build_site, make_server, page_name
+from leaderboard.site import make_server, page_name
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-EVIL = "<script>alert(1)</script>"
-EVIL_DESC = '<img src=x onerror="window.__xss=1; alert(2)"><b>bold</b>'
-
 if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
     pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium to run the browser test",
                 allow_module_level=True)
@@ -42,23 +39,14 @@ def artifacts_dir() -> Path:
     return path
 
 
-def _hostile_runs(synth) -> list[dict]:
-    mk = synth.make_run
-    return [mk(pruner=EVIL, pruner_family="pai", pruner_args={"note": '"><svg onload=alert(3)>'}, seed=s,
-               target_sparsity=sp, final_top1=60.0 + s + sp) for s in (0, 1) for sp in (0.5, 0.9)]
-
-
 @pytest.fixture
-def served(tmp_path, synth):
-    df = synth.make_df(synth.rich_runs(tasks=("toy",), sparsities=(0.5, 0.9)) + _hostile_runs(synth))
-    site = tmp_path / "site"
-    build_site(df, site, curves=synth.curves_for(df),
-               pruner_info={EVIL: {"description": EVIL_DESC, "url": "javascript:alert(4)"}})
-    server = make_server(site, 0)
+def served(built_site):
+    """The shared site (PaI, DST, reparam and a hostile pruner) on a free localhost port."""
+    server = make_server(built_site.path, 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield site, f"http://127.0.0.1:{server.server_address[1]}/"
+        yield built_site.path, f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
@@ -103,7 +91,7 @@ def test_site_in_headless_chromium(served, synth):
             page.on("request", lambda r: requests.append(r.url))
             page.goto(base + "index.html", wait_until="load")
 
-            # the toy task at 90 %: 5 methods with distinct means
+            # the toy task at 90 %: 4 methods with distinct means
             table = page.locator("table.lb").filter(has=page.locator('tr[data-method="rigl/erk"]')).nth(1)
             before = page.evaluate(COLUMN_JS, [table.element_handle(), "top1"])
             assert len(before) >= 4
@@ -126,7 +114,7 @@ def test_site_in_headless_chromium(served, synth):
             rows = page.evaluate(COLUMN_JS, [table.element_handle(), "method"])
             pai = {"magnitude/global", "random/uniform"}
             assert [m for m, _, shown in rows if shown] and all(not shown for m, _, shown in rows if m in pai)
-            assert all(shown for m, _, shown in rows if m not in pai and not m.startswith("<script>"))
+            assert all(shown for m, _, shown in rows if m not in pai)
             assert page.locator('tr[data-family="pai"]').first.is_hidden()
             assert page.locator('tr[data-family="dst"]').first.is_visible()
             page.locator('input.family-filter[value="pai"]').check()
@@ -136,7 +124,7 @@ def test_site_in_headless_chromium(served, synth):
             page.locator("#search").fill("")
             page.screenshot(path=str(shots / "leaderboard-index.png"), full_page=True)
             text = _check_safe(page, "index")
-            assert EVIL in text
+            assert synth.EVIL_PRUNER in text and synth.EVIL_TASK in text
 
             # a method page: its figures load
             table.locator("a", has_text="magnitude/global").first.click()
@@ -147,9 +135,9 @@ def test_site_in_headless_chromium(served, synth):
             page.screenshot(path=str(shots / "leaderboard-method.png"), full_page=True)
 
             # the hostile pruner's page and the pairs page: text only, no dialog, no injected element
-            page.goto(base + "methods/" + page_name(EVIL + "/global"), wait_until="load")
+            page.goto(base + "methods/" + page_name(f"{synth.EVIL_PRUNER}/{synth.EVIL_ALLOC}"), wait_until="load")
             text = _check_safe(page, "hostile method page")
-            assert EVIL in text and EVIL_DESC in text and "javascript:alert(4)" in text
+            assert synth.EVIL_PRUNER in text and synth.EVIL_DESC in text and "javascript:alert(7)" in text
             page.screenshot(path=str(shots / "leaderboard-hostile.png"), full_page=True)
             page.goto(base + "pairs.html", wait_until="load")
             _check_safe(page, "pairs")

@@ -1,65 +1,60 @@
 """The static site: deterministic and incremental builds, HTML escaping, empty store, serving."""
 from __future__ import annotations
 
+import datetime as dt
 import html.parser
+import shutil
 import threading
 import urllib.request
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from leaderboard import plots
 from leaderboard.site import GENERATED_PREFIX, build, build_site, make_server, page_name, slugify
 from pruners.registry import ConfigError
 
-EVIL_PRUNER = "<script>alert(1)</script>"
-EVIL_ARG = '"><img src=x onerror="window.__xss=1">'
-EVIL_DESC = '<b onmouseover="alert(3)">bold</b><script>alert(4)</script>'
-EVIL_TASK = "t&<i>ask</i>\"'"
-
 
 def files_of(site: Path) -> dict[str, bytes]:
     return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
 
 
-def test_rebuild_is_byte_identical_and_incremental(tmp_path, synth, monkeypatch):
-    rich_df = synth.make_df(synth.rich_runs(tasks=("toy",), sparsities=(0.5, 0.9)))
-    published = [{"task": "toy", "method": "magnitude", "sparsity": 0.9, "top1": 88.5, "source": "Paper 2020, Tab. 1"}]
-    curves = synth.curves_for(rich_df)
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000000")
-    build_site(rich_df, tmp_path / "a", published=published, curves=curves)
+def test_rebuild_is_byte_identical_and_incremental(tmp_path, built_site, synth, monkeypatch):
+    df = built_site.df
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000100")
-    # rows in another order: the same results
-    build_site(rich_df.sample(frac=1.0, random_state=3), tmp_path / "b", published=published, curves=curves)
-    a, b = files_of(tmp_path / "a"), files_of(tmp_path / "b")
+    # rows in another order: the same results, built into a fresh folder
+    build_site(df.sample(frac=1.0, random_state=3), tmp_path / "b", **synth.build_inputs(df))
+    a, b = files_of(built_site.path), files_of(tmp_path / "b")
     assert a.keys() == b.keys()
-    assert sum(k.endswith(".png") for k in a) >= 8
-    assert any(k.startswith("methods/") for k in a)
+    assert sum(k.endswith(".png") for k in a) >= 15
     differ = [k for k in a if a[k] != b[k]]
     assert differ == ["index.html"]
     la, lb = a["index.html"].split(b"\n"), b["index.html"].split(b"\n")
     changed = [(x, y) for x, y in zip(la, lb) if x != y]
     assert len(la) == len(lb) and len(changed) == 1
-    assert changed[0][0].startswith(GENERATED_PREFIX.encode()) and b"2001-09-09T01:46:40Z" in changed[0][0]
+    stamp = dt.datetime.fromtimestamp(int(synth.SITE_EPOCH), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert changed[0][0] == f"{GENERATED_PREFIX}{stamp}</p>".encode()
     # the PNGs carry no Software / date chunk
     png = next(v for k, v in a.items() if k.endswith(".png"))
-    assert b"Software" not in png and b"tIME" not in png
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"Software" not in png and b"tIME" not in png
 
-    # same data again into a: nothing written, nothing re-drawn, mtimes untouched
-    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "a").rglob("*") if p.is_file()}
-    rep = build(rich_df, tmp_path / "a", published=published, curves=curves)
+    # same data again into b: nothing written, nothing re-drawn, mtimes untouched
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "b").rglob("*") if p.is_file()}
+    rep = build(df, tmp_path / "b", **synth.build_inputs(df))
     assert rep.written == [] and rep.rendered == [] and rep.removed == []
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "a").rglob("*") if p.is_file()} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "b").rglob("*") if p.is_file()} == mtimes
 
-    # drop one method: its page and figures go, the index changes, other pages stay
-    rep = build(rich_df[rich_df["pruner"] != "rigl"], tmp_path / "a", published=published, curves=curves)
+    # drop one method: its page and figures go, the index changes, pages not showing it stay
+    rep = build(df[df["pruner"] != "rigl"], tmp_path / "b", **synth.build_inputs(df))
     assert any(r.startswith("methods/rigl") for r in rep.removed)
     assert "index.html" in rep.written
-    assert not any(p.name.startswith("rigl") for p in (tmp_path / "a").rglob("*"))
-    # the dense pages show no other method: neither rewritten nor re-drawn
+    assert not any(p.name.startswith("rigl") for p in (tmp_path / "b").rglob("*"))
     assert f"methods/{page_name('dense')}" in rep.unchanged
     assert not any(r.startswith("img/dense") for r in rep.rendered + rep.written)
+    # a stranger's file in the folder is left alone
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    build(df[df["pruner"] == "dense"], tmp_path / "b")
+    assert (tmp_path / "b" / "notes.txt").read_text() == "mine"
 
 
 def test_plots_are_deterministic():
@@ -86,32 +81,10 @@ class Collect(html.parser.HTMLParser):
         self.text.append(data)
 
 
-def evil_df(synth) -> pd.DataFrame:
-    mk = synth.make_run
-    runs = [mk(pruner="dense", task=EVIL_TASK, seed=s, final_top1=90.0 + s) for s in (0, 1)]
-    for s in (0, 1):
-        for sp in (0.5, 0.9):
-            runs.append(mk(pruner=EVIL_PRUNER, pruner_family="pai", pruner_args={"note": EVIL_ARG}, task=EVIL_TASK,
-                           allocation="<u>alloc</u>", seed=s, target_sparsity=sp, final_top1=80.0 - 10 * sp + s,
-                           status="ok" if s == 0 or sp == 0.5 else "failed",
-                           reason="" if s == 0 or sp == 0.5 else "<iframe src=x></iframe>",
-                           graphon={"layers": {"<svg onload=alert(5)>": {"density": 0.5, "heterogeneity": 0.1}},
-                                    "graphon_<em>x</em>": 0.3}))
-            runs.append(mk(pruner="magnitude", reparam="<b>rp</b>", reparam_args={"k": "<script>x</script>"},
-                           task=EVIL_TASK, seed=s, target_sparsity=sp, final_top1=70.0))
-            runs.append(mk(pruner="magnitude", task=EVIL_TASK, seed=s, target_sparsity=sp, final_top1=71.0))
-    return synth.make_df(runs)
-
-
-def test_text_from_specs_and_plugins_is_escaped_everywhere(tmp_path, synth):
-    df = evil_df(synth)
-    info = {EVIL_PRUNER: {"description": EVIL_DESC, "paper": "<a href=javascript:alert(6)>paper</a>",
-                          "url": "javascript:alert(7)"}}
-    published = [{"task": EVIL_TASK, "method": EVIL_PRUNER, "sparsity": 0.5, "top1": 77.0,
-                  "source": "<img src=y onerror=alert(8)>"}]
-    build_site(df, tmp_path, published=published, curves=synth.curves_for(df), pruner_info=info)
-    pages = sorted(tmp_path.rglob("*.html"))
-    assert len(pages) >= 5
+def test_text_from_specs_and_plugins_is_escaped_everywhere(built_site, synth):
+    site = built_site.path
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 8
     seen_text = ""
     for page in pages:
         p = Collect()
@@ -127,17 +100,18 @@ def test_text_from_specs_and_plugins_is_escaped_everywhere(tmp_path, synth):
             if tag == "a":
                 assert not attrs.get("href", "").lower().startswith("javascript"), (page, attrs)
         seen_text += "".join(p.text)
-    for needle in (EVIL_PRUNER, EVIL_ARG, EVIL_DESC, "<u>alloc</u>", "<iframe src=x></iframe>", EVIL_TASK,
-                   "<img src=y onerror=alert(8)>", "javascript:alert(7)", "graphon_<em>x</em>"):
+    for needle in (synth.EVIL_PRUNER, synth.EVIL_ARG, synth.EVIL_DESC, synth.EVIL_ALLOC, "<iframe src=x></iframe>",
+                   synth.EVIL_TASK, "<img src=y onerror=alert(8)>", "javascript:alert(7)", "graphon_<em>x</em>",
+                   "<b>rp</b>", "<script>x</script>"):
         assert needle in seen_text, needle
     # attribute values round-trip to the original text (escaped with quote=True)
     index = Collect()
-    index.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
+    index.feed((site / "index.html").read_text(encoding="utf-8"))
     methods = {a.get("data-method") for t, a in index.tags if t == "tr" and "data-method" in a}
-    assert any(m.startswith(EVIL_PRUNER) for m in methods)
+    assert f"{synth.EVIL_PRUNER}/{synth.EVIL_ALLOC}" in methods
     # safe file names
-    for page in pages:
-        assert all(c.isalnum() or c in "-._" for c in page.name), page.name
+    for path in site.rglob("*"):
+        assert all(c.isalnum() or c in "-._" for c in path.name), path.name
 
 
 def test_empty_store_builds_a_site_that_says_so(tmp_path, synth):
@@ -147,35 +121,38 @@ def test_empty_store_builds_a_site_that_says_so(tmp_path, synth):
         assert "No results yet" in text
         assert (tmp_path / "site" / "assets" / "leaderboard.js").is_file()
         assert "No reparam runs yet" in (tmp_path / "site" / "pairs.html").read_text(encoding="utf-8")
+        assert not list((tmp_path / "site").glob("methods/*.html"))
 
 
-def test_method_pages_hold_plots_numbers_runs_and_published(tmp_path, synth):
-    rich_df = synth.make_df(synth.rich_runs(sparsities=(0.5, 0.9)))
-    published = [{"task": "toy", "method": "magnitude", "sparsity": 0.9, "top1": 88.5, "source": "Paper 2020"}]
-    build_site(rich_df, tmp_path, published=published, curves=synth.curves_for(rich_df))
-    page = (tmp_path / "methods" / page_name("magnitude/global")).read_text(encoding="utf-8")
-    for rid in rich_df.loc[rich_df["pruner"].eq("magnitude") & rich_df["reparam"].eq("none"), "run_id"]:
+def test_method_pages_hold_plots_numbers_runs_and_published(tmp_path, built_site, synth):
+    site, df = built_site.path, built_site.df
+    page = (site / "methods" / page_name("magnitude/global")).read_text(encoding="utf-8")
+    for rid in df.loc[df["pruner"].eq("magnitude") & df["reparam"].eq("none"), "run_id"]:
         assert rid in page
     assert "88.50 (Paper 2020)" in page and "-acc.png" in page and "-flips.png" in page
     assert "-graphon-layers.png" in page and "-ntk.png" in page
-    # toy2 has no graphon summaries: the page says so
+    # the magnitude runs of the hostile task have no graphon summaries: the page says so
     assert "No graphon summary for these runs" in page
-    assert "88.50 (Paper 2020)" in (tmp_path / "index.html").read_text(encoding="utf-8")
-    pairs = (tmp_path / "pairs.html").read_text(encoding="utf-8")
-    # signin: top-1 of magnitude+signin minus magnitude's, +0.30 everywhere
-    assert pairs.count("+0.30") == 4 and "pairs-" in pairs  # 2 tasks x 2 sparsities, one cell each
+    assert "88.50 (Paper 2020)" in (site / "index.html").read_text(encoding="utf-8")
+    pairs = (site / "pairs.html").read_text(encoding="utf-8")
+    # signin: top-1 of magnitude+signin minus magnitude's: +0.30 at both sparsities; the hostile task -1.00
+    assert pairs.count("+0.30") == 2 and pairs.count("-1.00") == 2 and "pairs-" in pairs
     # without curves: said on the page
-    build_site(rich_df[rich_df["pruner"] == "dense"], tmp_path / "nocurves")
+    build_site(df[df["pruner"] == "dense"], tmp_path / "nocurves")
     assert "No training curves" in (tmp_path / "nocurves" / "methods" / page_name("dense")).read_text(encoding="utf-8")
 
 
-def test_bad_input(tmp_path, rich_df):
+def test_bad_input(tmp_path, synth):
+    df = synth.make_df([synth.make_run()])
     with pytest.raises(ConfigError, match="published"):
-        build_site(rich_df, tmp_path, published=[{"task": "toy", "method": "m"}])
+        build_site(df, tmp_path, published=[{"task": "toy", "method": "m"}])
     with pytest.raises(ConfigError, match="fraction"):
-        build_site(rich_df, tmp_path, published=[{"task": "toy", "method": "m", "sparsity": 90, "top1": 1.0, "source": "s"}])
+        build_site(df, tmp_path, published=[{"task": "toy", "method": "m", "sparsity": 90, "top1": 1.0, "source": "s"}])
     with pytest.raises(ConfigError, match="final_top1"):
-        build_site(rich_df.drop(columns=["final_top1"]), tmp_path)
+        build_site(df.drop(columns=["final_top1"]), tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        build_site(df, tmp_path / "file")
     with pytest.raises(ConfigError, match="no leaderboard site"):
         make_server(tmp_path / "nothing", 0)
 
@@ -195,7 +172,7 @@ def test_serve(tmp_path):
     try:
         port = server.server_address[1]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as r:
-            assert r.status == 200 and b"sparsebench leaderboard" in r.read()
+            assert r.status == 200 and b"No results yet" in r.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/assets/leaderboard.css", timeout=10) as r:
             assert r.status == 200
     finally:
