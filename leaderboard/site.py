@@ -142,6 +142,27 @@ def normalize_published(published: Any) -> pd.DataFrame:
     return pub.reset_index(drop=True)
 
 
+def read_published(path: str | Path) -> pd.DataFrame:
+    """Published numbers from a .csv or .json file (a list of objects) with the columns of
+    :func:`normalize_published`."""
+    p = Path(path)
+    if not p.is_file():
+        raise _config_error(f"published numbers file {str(p)!r} not found; give a .csv or .json file with "
+                            f"columns {', '.join(PUBLISHED_COLUMNS)}")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(data, list):
+                raise ValueError("not a list")
+            return normalize_published(data)
+        if p.suffix.lower() == ".csv":
+            return normalize_published(pd.read_csv(p))
+    except (ValueError, pd.errors.ParserError) as err:
+        raise _config_error(f"cannot read published numbers from {p.name} ({err}); give a CSV with a header "
+                            "row or a JSON list of objects") from None
+    raise _config_error(f"published numbers file {p.name!r} is neither .csv nor .json; convert it to one of those")
+
+
 def _published_match(pub: pd.DataFrame, task_names: set[str], names: set[str], sparsity: float) -> list[dict]:
     if pub.empty:
         return []
@@ -634,8 +655,8 @@ def build(df: pd.DataFrame | None, out_dir: str | Path, published: Any = None,
     produced.files["assets/leaderboard.js"] = _asset("leaderboard.js")
     exports = ["leaderboard.csv", "leaderboard.md", "leaderboard.tex"]
     produced.files["leaderboard.csv"] = format_table(agg, "csv").encode("utf-8")
-    produced.files["leaderboard.md"] = format_table(agg, "md").encode("utf-8")
-    produced.files["leaderboard.tex"] = format_table(agg, "latex").encode("utf-8")
+    produced.files["leaderboard.md"] = (format_table(agg, "md") + "\n").encode("utf-8")
+    produced.files["leaderboard.tex"] = (format_table(agg, "latex") + "\n").encode("utf-8")
     if has_parquet():
         import tempfile
 

@@ -284,7 +284,7 @@ def format_table(agg: pd.DataFrame, fmt: str = "plain") -> str:
     disp = display_frame(agg)
     tablefmt = {"plain": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
     return tabulate(disp.values.tolist(), headers=list(disp.columns), tablefmt=tablefmt,
-                    disable_numparse=True) + "\n"
+                    disable_numparse=True)
 
 
 def has_parquet() -> bool:
@@ -313,7 +313,8 @@ def export_table(agg: pd.DataFrame, path: str | Path) -> Path:
     fmt = {".csv": "csv", ".md": "md", ".tex": "latex", ".txt": "plain"}.get(suffix)
     if fmt is None:
         raise _config_error(f"unknown table file type {path.suffix!r}; use .csv, .md, .tex, .txt or .parquet")
-    path.write_text(format_table(agg, fmt), encoding="utf-8")
+    text = format_table(agg, fmt)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from leaderboard import plots
-from leaderboard.site import GENERATED_PREFIX, build, build_site, make_server, page_name, slugify
+from leaderboard.site import GENERATED_PREFIX, build, build_site, make_server, page_name, read_published, slugify
 from pruners.registry import ConfigError
 
 
@@ -155,6 +155,19 @@ def test_bad_input(tmp_path, synth):
         build_site(df, tmp_path / "file")
     with pytest.raises(ConfigError, match="no leaderboard site"):
         make_server(tmp_path / "nothing", 0)
+
+
+def test_read_published(tmp_path):
+    (tmp_path / "p.csv").write_text("task,method,sparsity,top1,source\ntoy,magnitude,0.9,88.5,Paper 2020\n")
+    (tmp_path / "p.json").write_text('[{"task": "toy", "method": "snip", "sparsity": 0.5, "top1": 91, "source": "S"}]')
+    assert read_published(tmp_path / "p.csv").to_dict("records") == [
+        {"task": "toy", "method": "magnitude", "sparsity": 0.9, "top1": 88.5, "source": "Paper 2020"}]
+    assert read_published(tmp_path / "p.json")["top1"].tolist() == [91.0]
+    (tmp_path / "bad.json").write_text('{"task": "toy"}')
+    (tmp_path / "p.xlsx").write_text("")
+    for name, msg in (("bad.json", "JSON list"), ("missing.csv", "not found"), ("p.xlsx", "neither")):
+        with pytest.raises(ConfigError, match=msg):
+            read_published(tmp_path / name)
 
 
 def test_slugs_are_safe_and_distinct():
