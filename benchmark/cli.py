@@ -52,6 +52,8 @@ def build_parser() -> Parser:
     r.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     r.add_argument("--no-progress", action="store_true", help="no progress bar (live lines only)")
     r.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    r.add_argument("--plugin", action="append", default=[], metavar="TARGET",
+                   help="load pruners from a .py file or package.module first (repeatable; docs/plugins.md)")
 
     ls = sub.add_parser("list", help="list registered tasks, pruners, reparams or allocations")
     ls.add_argument("what", choices=["tasks", "pruners", "reparams", "allocations"])
@@ -67,6 +69,7 @@ def build_parser() -> Parser:
     s = sub.add_parser("store", help="maintain the results store")
     s.add_argument("action", choices=["rebuild", "check"])
     s.add_argument("out", help="output folder")
+    _add_plugin_parsers(sub)
     return p
 
 
@@ -77,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.grid import load_grid
     from benchmark.runfolder import ensure_writable
 
-    grid = load_grid(args.grid)
+    grid = _grid_with_plugins(args.grid, args.plugin) if args.plugin else load_grid(args.grid)
     if args.dry_run:
         for spec in grid.specs:
             print(f"{spec.run_id}  {spec.label()}")
@@ -192,6 +195,330 @@ def cmd_store(args: argparse.Namespace) -> int:
         print(p)
     print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+# ------------------------------------------------------------------------------------------------
+# plugins: `run --plugin`, `plugin check`, `submit` (docs/plugins.md)
+def _add_plugin_parsers(sub) -> None:
+    pl = sub.add_parser("plugin", help="work with pruner plugins: 'plugin check TARGET' runs the conformance kit")
+    psub = pl.add_subparsers(dest="plugin_command", required=True, parser_class=Parser)
+    c = psub.add_parser("check", help="run the conformance kit on a plugin's pruners (or on --pruner NAME)")
+    c.add_argument("target", nargs="*", help="a .py file or package.module registering pruners")
+    c.add_argument("--pruner", action="append", default=[], help="check only this pruner (built-ins too)")
+    _add_kit_arguments(c)
+    c.add_argument("--format", default="plain", choices=["plain", "github", "pipe"], help="table format")
+
+    sm = sub.add_parser("submit", help="check a plugin, run the standard grid for it, rank it")
+    sm.add_argument("target", help="a .py file or package.module registering the pruner(s)")
+    sm.add_argument("--grid", default="grids/standard.toml", help="the grid the submission runs (tasks, "
+                    "sparsities, seeds, baselines); the plugin's pruners are added to its [[pruners]]")
+    sm.add_argument("--out", default="results/standard", help="output folder shared by all submissions")
+    sm.add_argument("--pruner", action="append", default=[], help="submit only this pruner of the plugin")
+    sm.add_argument("--allocation", action="append", default=[],
+                    help="layer allocation(s) of the submitted pruner in the grid (default: global)")
+    sm.add_argument("--workers", type=positive_int, default=1, help="parallel runs on this machine")
+    sm.add_argument("--device", default="cpu", help="torch device of the grid's runs")
+    sm.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_kit_arguments(sm)
+
+
+def _add_kit_arguments(p) -> None:
+    p.add_argument("--sparsity", type=float, default=0.8, help="target sparsity of the kit's checks")
+    p.add_argument("--time-budget", type=float, default=60.0, help="seconds allowed per tiny model")
+    p.add_argument("--no-gpu", action="store_true", help="skip the GPU check even when CUDA is present")
+
+
+def _kit_config(args: argparse.Namespace):
+    from pruners.conformance import KitConfig
+
+    if not 0.0 < args.sparsity < 1.0:
+        raise ConfigError(f"--sparsity {args.sparsity} is outside (0, 1); use e.g. 0.8")
+    if not args.time_budget > 0:
+        raise ConfigError(f"--time-budget {args.time_budget} must be positive; use e.g. 60")
+    return KitConfig(sparsity=args.sparsity, time_budget_s=args.time_budget, gpu=not args.no_gpu)
+
+
+def _grid_with_plugins(path: str, targets: list[str], extra_pruners: list[dict] | None = None):
+    """Load the plugins, then the grid (plus ``extra_pruners`` entries), then pre-flight every plugin
+    pruner the grid uses with the conformance kit on the tiny MLP, so a broken plugin stops the grid
+    before anything is written."""
+    from benchmark.grid import expand_grid, load_grid, tomllib
+    from pruners import plugins
+    from pruners.conformance import KitConfig, first_failure, run_kit
+
+    loaded = plugins.load_plugins(targets)
+    try:
+        if extra_pruners:
+            load_grid(path)  # the file and its own entries are valid
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            names = {e.get("name") for e in raw.get("pruners", []) if isinstance(e, dict)}
+            raw["pruners"] = list(raw.get("pruners", [])) + [e for e in extra_pruners if e["name"] not in names]
+            grid = expand_grid(raw, where=Path(path).name)
+            grid.source = str(path)
+        else:
+            grid = load_grid(path)
+    except ConfigError as exc:
+        raise plugins.annotate(exc) from None
+    ours = {name: p for p, name in plugins.iter_plugin_pruners(loaded)}
+    seen: set[str] = set()
+    for spec in grid.specs:
+        if spec.pruner not in ours:
+            continue
+        import json
+
+        key = json.dumps([spec.pruner, dict(spec.pruner_args)], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        report = run_kit(spec.pruner, dict(spec.pruner_args),
+                         KitConfig(models=("mlp",), allocations=("global",), gpu=False))
+        if not report.passed:
+            raise ConfigError(f"plugin {ours[spec.pruner].label!r}: {first_failure(report)}; the grid was not "
+                              f"started (see 'sparsebench plugin check {ours[spec.pruner].label}')")
+    return grid
+
+
+@command("plugin")
+def cmd_plugin(args: argparse.Namespace) -> int:
+    from pruners import PRUNERS, plugins
+    from pruners.conformance import format_reports, run_kit
+
+    cfg = _kit_config(args)
+    loaded = plugins.load_plugins(args.target)
+    names = [n for p in loaded for n in p.pruners]
+    if args.pruner:
+        for n in args.pruner:
+            PRUNERS.get(n)
+        names = list(args.pruner)
+    if not names:
+        if loaded:
+            print(f"{', '.join(p.label for p in loaded)} registers no pruner (reparams only: "
+                  f"{', '.join(n for p in loaded for n in p.reparams)}); nothing to check")
+            return 0
+        raise ConfigError("plugin check needs a TARGET (a .py file or package.module) or --pruner NAME")
+    reports = [run_kit(n, config=cfg) for n in names]
+    print(format_reports(reports, args.format))
+    failed = [r.pruner for r in reports if not r.passed]
+    print(f"{len(reports) - len(failed)} of {len(reports)} pruner(s) pass the conformance kit"
+          + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+@command("submit")
+def cmd_submit(args: argparse.Namespace) -> int:
+    from benchmark.driver import run_grid
+    from benchmark.executors import EXECUTORS
+    from benchmark.runfolder import ensure_writable
+    from pruners import plugins
+    from pruners.conformance import first_failure, run_kit
+
+    cfg = _kit_config(args)
+    (plugin,) = plugins.load_plugins([args.target])
+    names = plugin.pruners
+    if args.pruner:
+        unknown = [n for n in args.pruner if n not in names]
+        if unknown:
+            raise ConfigError(f"plugin {plugin.label!r} does not register pruner {unknown[0]!r}; it registers "
+                              f"{', '.join(names) or 'no pruner'}")
+        names = list(args.pruner)
+    if not names:
+        raise ConfigError(f"plugin {plugin.label!r} registers no pruner to submit; decorate a Pruner subclass "
+                          "with @register_pruner(\"name\")")
+    for name in names:
+        report = run_kit(name, config=cfg)
+        if not report.passed:
+            raise ConfigError(f"plugin {plugin.label!r}: {first_failure(report)}; nothing was run (see "
+                              f"'sparsebench plugin check {plugin.label}')")
+        print(f"conformance kit: {name} passes ({report.seconds:.1f}s)")
+    allocations = args.allocation or ["global"]
+    entries = [{"name": n, "allocation": allocations} for n in names]
+    grid = _grid_with_plugins(args.grid, [args.target], extra_pruners=entries)
+    _check_versions(Path(args.out), names)
+    device = _check_device(args.device)
+    _check_data(grid.specs)
+    ensure_writable(Path(args.out))
+    executor = EXECUTORS.get("local")(workers=args.workers, device=device)
+    report = run_grid(grid.specs, args.out, executor, grid=grid.name, progress=not args.no_progress)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status.items())) or "nothing new"
+    print(f"{grid.name}: {report.total} runs, {report.skipped} already done, ran {report.ran} ({counts}); "
+          f"results in {args.out}")
+    _print_ranking(Path(args.out), grid, names)
+    return 0
+
+
+def _check_versions(out: Path, names: list[str]) -> None:
+    """Refuse to mix results of another version of a submitted pruner into one output folder (the
+    run id does not contain the plugin's version, so old runs would be skipped as done)."""
+    import json
+
+    from pruners.plugins import pruner_metadata
+
+    if not (out / "results.db").exists() and not (out / "runs").is_dir():
+        return
+    from benchmark.store import results
+
+    df = results(out)
+    for name in names:
+        want = pruner_metadata(name)["version"]
+        for extra in df.loc[df["pruner"] == name, "extra"]:
+            extra = json.loads(extra) if isinstance(extra, str) else (extra or {})
+            have = (extra.get("plugin") or {}).get("version") if isinstance(extra, dict) else None
+            if have is not None and have != want:
+                raise ConfigError(f"{out} holds results of pruner {name!r} version {have!r}, but the plugin is "
+                                  f"version {want!r}; submit to a new --out folder or rename the pruner")
+
+
+def _print_ranking(out: Path, grid, names: list[str]) -> None:
+    from benchmark.store import results
+    from leaderboard.table import aggregate, format_table
+    from pruners.plugins import pruner_metadata
+
+    df = results(out)
+    df = df[df["task"].isin({s.task for s in grid.specs}) & df["pruner"].isin({s.pruner for s in grid.specs})]
+    if df.empty:
+        return
+    print(format_table(aggregate(df), "plain"))
+    for name in names:
+        m = pruner_metadata(name)
+        print(f"submitted {name} {m['version'] or '(no version)'} by {m['author'] or '(no author)'}: "
+              f"{m['description'] or '(no description)'} {m['url']}".rstrip())
+
+
+# ------------------------------------------------------------------------------------------------
+# graphon: `graphon estimate`, `graphon sweep`, `graphon ntk` (docs/graphon.md, benchmark/analysis.py)
+def _add_graphon_parsers(sub) -> None:
+    g = sub.add_parser("graphon", help="graphon analysis of masks: estimate a run's graphons, convergence "
+                       "sweep over widths, Graphon NTK spectra (docs/graphon.md)")
+    gsub = g.add_subparsers(dest="graphon_command", required=True, parser_class=Parser)
+
+    e = gsub.add_parser("estimate", help="per-layer graphon estimates of a run folder or masks.pt: table + heatmaps")
+    e.add_argument("path", metavar="RUN_OR_MASKFILE", help="a run folder (runs/<id>) or its masks.pt")
+    e.add_argument("--K", type=positive_int, default=64, help="cells per side (default 64; <= every layer side)")
+    e.add_argument("--method", default="sas", choices=["sas", "sas_tv", "usvt"],
+                   help="estimator: sas (the paper's), sas_tv (+ TV denoising), usvt")
+    e.add_argument("--out", default=None, help="output folder (default: <run folder>/graphon)")
+    e.add_argument("--ntk", action="store_true", help="also the Graphon NTK spectrum on the task's fixed batch "
+                   "(first --samples test samples; plain MLPs only)")
+    e.add_argument("--task", default=None, help="task of the fixed NTK batch (default: the run's spec.json)")
+    e.add_argument("--samples", type=positive_int, default=256, help="NTK batch size (default 256)")
+
+    def common(x, pruner_default: str) -> None:
+        x.add_argument("--task", default="fmnist-lenet300",
+                       help="task whose dataset gives the input size and data batches (default fmnist-lenet300)")
+        x.add_argument("--pruner", action="append", default=None, metavar="NAME[,NAME...]",
+                       help=f"pruner(s) at initialisation, comma-separated or repeated (default {pruner_default})")
+        x.add_argument("--allocation", default="global", help="layer allocation (default global; e.g. erk)")
+        x.add_argument("--pruner-arg", action="append", default=[], metavar="PRUNER.KEY=VALUE",
+                       help="a pruner hyperparameter, e.g. synflow.iterations=20 (repeatable)")
+        x.add_argument("--depth", type=positive_int, default=4, help="hidden layers of the MLP (default 4)")
+        x.add_argument("--K", type=positive_int, default=64, help="cells per side (default 64)")
+        x.add_argument("--trials", type=positive_int, default=None, help="networks per setting")
+        x.add_argument("--seed", type=int, default=0, help="first seed (trial t uses seed + t)")
+
+    s = gsub.add_parser("sweep", help="convergence of pruned MLPs' hidden->hidden graphons across widths")
+    common(s, "random")
+    s.add_argument("--sparsity", type=float, default=0.8, help="target sparsity (default 0.8)")
+    s.add_argument("--widths", default="100,500,1000,2000", help="strictly increasing widths, comma-separated")
+    s.add_argument("--method", default="sas", choices=["sas", "sas_tv", "usvt"], help="estimator (default sas)")
+    s.add_argument("--no-bias", action="store_true", help="bias-free MLPs (default: with biases)")
+    s.add_argument("--out", default="graphon-sweep", help="output folder (default graphon-sweep)")
+
+    n = gsub.add_parser("ntk", help="Graphon NTK spectra of pruned MLPs against sparsity (+ early training loss)")
+    common(n, "random,snip,synflow")
+    n.add_argument("--sparsities", default="0.5,0.8,0.9,0.95", help="comma-separated (default 0.5,0.8,0.9,0.95)")
+    n.add_argument("--width", type=positive_int, default=1024, help="hidden width (default 1024)")
+    n.add_argument("--samples", type=positive_int, default=256, help="NTK batch: first training samples (256)")
+    n.add_argument("--train-steps", type=int, default=200, help="Adam steps of the loss curve (0 = no training)")
+    n.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    n.add_argument("--bias", action="store_true", help="MLPs with biases (default bias-free, as the NTK)")
+    n.add_argument("--out", default="graphon-ntk", help="output folder (default graphon-ntk)")
+
+
+def _number_list(text: str, flag: str, kind: type) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not a comma-separated list of numbers; e.g. {flag} 100,500") from None
+    if not values:
+        raise ConfigError(f"{flag} is empty; pass a comma-separated list")
+    return values
+
+
+def _graphon_pruners(args: argparse.Namespace, default: str) -> list:
+    import json
+
+    from benchmark.analysis import PrunerSpec
+
+    names = [n.strip() for item in (args.pruner or [default]) for n in item.split(",") if n.strip()]
+    pargs: dict[str, dict] = {}
+    for item in args.pruner_arg:
+        key, sep, raw = item.partition("=")
+        pname, dot, field = key.partition(".")
+        if not sep or not dot or not field:
+            raise ConfigError(f"--pruner-arg {item!r} is not PRUNER.KEY=VALUE; e.g. --pruner-arg synflow.iterations=20")
+        if pname not in names:
+            raise ConfigError(f"--pruner-arg {item!r} names pruner {pname!r}, which is not in --pruner {','.join(names)}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        pargs.setdefault(pname, {})[field] = value
+    specs = [PrunerSpec(n, args.allocation, pargs.get(n)) for n in names]
+    for sp in specs:
+        sp.build()
+    return specs
+
+
+@command("graphon")
+def cmd_graphon(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmark import analysis
+
+    if args.graphon_command == "estimate":
+        masks, spec = analysis.load_masks(args.path)
+        p = Path(args.path)
+        out = Path(args.out) if args.out else (p if p.is_dir() else p.parent) / "graphon"
+        df = analysis.estimate_masks(masks, args.K, args.method, out=out, title=str(p))
+        from tabulate import tabulate
+
+        print(tabulate(df.values.tolist(), headers=list(df.columns), floatfmt=".4g"))
+        if args.ntk:
+            task = args.task or (spec or {}).get("task")
+            if not task:
+                raise ConfigError("--ntk needs the task of the fixed batch: pass --task (no spec.json next to the masks)")
+            td = analysis.task_data(task)
+            x = analysis.fixed_batch(td.data, args.samples)
+            from graphon.spectrum import spectrum_metrics
+            from graphon.plots import plot_spectrum
+            import numpy as np
+
+            theta = analysis.masks_ntk(masks, x, args.K)
+            met = spectrum_metrics(theta)
+            plot_spectrum(np.linalg.eigvalsh(theta)[::-1], out / "ntk_spectrum.png", title=f"Graphon NTK, {task}")
+            (out / "ntk.json").write_text(json.dumps(met.as_dict("ntk_"), indent=1) + "\n", encoding="utf-8")
+            print("  ".join(f"{k}={v:.4g}" for k, v in met.as_dict("ntk_").items()))
+        print(f"wrote {out}")
+        return 0
+    if args.graphon_command == "sweep":
+        widths = _number_list(args.widths, "--widths", int)
+        pruners = _graphon_pruners(args, "random")
+        df = analysis.run_sweep(args.task, pruners, args.sparsity, widths, trials=args.trials or 10,
+                                depth=args.depth, K=args.K, method=args.method, bias=not args.no_bias,
+                                seed=args.seed, out=args.out, progress=lambda m: print(m, flush=True))
+        print(analysis.sweep_markdown(df))
+        print(f"wrote {args.out}")
+        return 0
+    sparsities = _number_list(args.sparsities, "--sparsities", float)
+    pruners = _graphon_pruners(args, "random,snip,synflow")
+    if args.train_steps < 0:
+        raise ConfigError(f"--train-steps {args.train_steps} is negative; use 0 (no training) or e.g. 200")
+    df = analysis.run_ntk(args.task, pruners, sparsities, width=args.width, depth=args.depth, K=args.K,
+                          samples=args.samples, trials=args.trials or 1, train_steps=args.train_steps, lr=args.lr,
+                          bias=args.bias, seed=args.seed, out=args.out, progress=lambda m: print(m, flush=True))
+    print(analysis.ntk_markdown(df))
+    print(f"wrote {args.out}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
