@@ -23,13 +23,6 @@ MINE = {
 }
 RECIPE = {"epochs": 1, "max_train_batches": 2, "batch_size": 32, "eval_batch_size": 2000}
 
-# Known failures outside this package, kept strict so the test reports when they are fixed:
-# pruners/acdc.py builds its dense-phase masks with Masks.ones(state.model), which goes through
-# prunable_parameters() and cannot see weights that are parametrised (θ = m ⊙ w) during training;
-# building them from pruners.schedules.effective_weights(state) fixes it.
-KNOWN_BROKEN = {("acdc", r): "acdc builds dense masks from prunable_parameters (parametrised weights are "
-                "invisible); use effective_weights(state)" for r in ("signin", "pilot", "spred")}
-
 PAIRS = [(p, r) for r in sorted(MINE) for p in PRUNERS.names()]
 
 
@@ -40,9 +33,7 @@ def _spec(pruner: str, reparam: str):
                      reparam=reparam, reparam_args=MINE[reparam], recipe=RECIPE)
 
 
-@pytest.mark.parametrize("pruner,reparam", [
-    pytest.param(p, r, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[(p, r)]))
-    if (p, r) in KNOWN_BROKEN else (p, r) for p, r in PAIRS])
+@pytest.mark.parametrize("pruner,reparam", PAIRS)
 def test_pair_runs_or_is_refused(pruner, reparam, tmp_path):
     torch.set_num_threads(1)
     try:

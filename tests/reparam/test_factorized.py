@@ -73,7 +73,7 @@ def test_signin_reset_keeps_theta_and_restores_gamma():
         d.step(loss)
     pairs = factor_pairs(model)
     gam = torch.cat([(m * m - w * w)[masks[n]] for n, (m, w) in pairs.items()])
-    assert float((gam - 1).abs().max()) > 1e-4                   # weight decay shrank γ
+    assert float((gam - 1).abs().max().detach()) > 1e-4                   # weight decay shrank γ
     theta = {n: (m * w).detach().clone() for n, (m, w) in pairs.items()}
     resplit(pairs, 1.0, d.opt)
     for n, (m, w) in pairs.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pruners import Masks
 from pruners.registry import ConfigError, build_config
 from reparam import REPARAMS
 from reparam.ham import HamOptimizer
