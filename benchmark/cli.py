@@ -29,6 +29,26 @@ def command(name: str):
     return deco
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -46,9 +66,24 @@ def build_parser() -> Parser:
     r = sub.add_parser("run", help="run a grid file (resumes: finished runs are skipped)")
     r.add_argument("grid", help="TOML grid file, e.g. grids/quick.toml")
     r.add_argument("--out", default="results", help="output folder (run folders + results.db)")
-    r.add_argument("--workers", type=positive_int, default=1, help="parallel runs on this machine")
+    r.add_argument("--workers", type=positive_int, default=None,
+                   help="parallel runs on this machine (--executor local; default 1)")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    r.add_argument("--executor", default="local", help="where runs execute: local (default)")
+    r.add_argument("--executor", default="local", help="where runs execute: local (default), ray, slurm "
+                   "(docs/scaling.md)")
+    r.add_argument("--run-timeout", type=positive_float, default=None, metavar="SECONDS",
+                   help="per-run time limit; a run past it is recorded failed and the others go on")
+    r.add_argument("--address", default=None, help="Ray cluster address (--executor ray; default: start a "
+                   "local Ray)")
+    r.add_argument("--partition", default=None, help="Slurm partition (--executor slurm)")
+    r.add_argument("--time", default=None, help="Slurm time limit per job: minutes or [D-]H:MM:SS "
+                   "(--executor slurm; default 60 minutes)")
+    r.add_argument("--gpus-per-run", type=non_negative_int, default=None,
+                   help="GPUs per run (--executor slurm; default: the grid's [resources])")
+    r.add_argument("--slurm-cluster", default=None, choices=["slurm", "local"],
+                   help="'local' runs the job arrays as local processes through submitit (--executor slurm)")
+    r.add_argument("--detach", action="store_true", default=None,
+                   help="submit and return; collect later with 'sparsebench collect OUT' (--executor slurm)")
     r.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     r.add_argument("--no-progress", action="store_true", help="no progress bar (live lines only)")
     r.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
@@ -63,13 +98,30 @@ def build_parser() -> Parser:
     t.add_argument("--format", default="plain", choices=["plain", "md", "csv", "latex"])
     t.add_argument("--task", default=None, help="only this task")
 
+    lb = sub.add_parser("leaderboard", help="build or serve the static leaderboard site")
+    lb.add_argument("action", choices=["build", "serve"])
+    lb.add_argument("--out", default="results", help="output folder of the runs")
+    lb.add_argument("--site", default="site", help="folder of the generated site")
+    lb.add_argument("--port", type=int, default=8000, help="port for serve (localhost only)")
+    lb.add_argument("--published", default=None, help=".csv/.json of published numbers: task,method,sparsity,top1,source")
+
     m = sub.add_parser("masks", help="print the sparsity report of a masks file (masks.pt of a run)")
     m.add_argument("file", help="a masks.pt file")
 
     s = sub.add_parser("store", help="maintain the results store")
     s.add_argument("action", choices=["rebuild", "check"])
     s.add_argument("out", help="output folder")
+
+    st = sub.add_parser("status", help="done / running / interrupted / failed / diverged / pending runs")
+    st.add_argument("out", help="output folder")
+    st.add_argument("--grid", default=None, help="the grid file (needed to count pending runs)")
+    st.add_argument("--stale-after", type=positive_float, default=None, metavar="SECONDS",
+                    help="an unfinished run with no activity for this long counts as interrupted (default 180)")
+
+    co = sub.add_parser("collect", help="ingest finished runs of detached Slurm jobs into the store")
+    co.add_argument("out", help="output folder")
     _add_plugin_parsers(sub)
+    _add_graphon_parsers(sub)
     return p
 
 
@@ -87,16 +139,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{len(grid.specs)} runs")
         return 0
     device = _check_device(args.device)
-    executor_cls = EXECUTORS.get(args.executor)
+    executor = _build_executor(args, device)
     _check_data(grid.specs)
     ensure_writable(Path(args.out))
-    executor = executor_cls(workers=args.workers, device=device)
+    if args.plugin:  # workers of every executor import the plugins too
+        from benchmark.executors.base import WORKER_IMPORTS
+
+        WORKER_IMPORTS[:] = [str(Path(t).absolute()) if Path(t).is_file() else t for t in args.plugin]
     report = run_grid(grid.specs, args.out, executor, grid=grid.name, retry_failed=args.retry_failed,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, resources=grid.resources)
+    if report.detached:
+        print(f"{grid.name}: {report.total} runs, {report.skipped} already done, submitted {report.submitted} "
+              f"(job ids in {Path(args.out) / 'slurm' / 'jobs.jsonl'}); run 'sparsebench collect {args.out}' "
+              "when they have finished")
+        return 0
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status.items())) or "nothing new"
     print(f"{grid.name}: {report.total} runs, {report.skipped} already done, ran {report.ran} ({counts}); "
           f"results in {args.out}")
     return 0
+
+
+#: ``sparsebench run`` options that belong to one executor (argparse dest → flag).
+EXECUTOR_FLAGS = {"workers": "--workers", "address": "--address", "partition": "--partition", "time": "--time",
+                  "gpus_per_run": "--gpus-per-run", "slurm_cluster": "--slurm-cluster", "detach": "--detach"}
+
+
+def _build_executor(args: argparse.Namespace, device: str):
+    """The executor named by --executor with its options; an option of another executor is refused."""
+    from benchmark.executors import EXECUTORS
+
+    if args.executor not in EXECUTORS:
+        from pruners.registry import did_you_mean
+
+        raise ConfigError(f"unknown executor {args.executor!r}{did_you_mean(args.executor, EXECUTORS.names())}; "
+                          f"use --executor {' / '.join(EXECUTORS.names())}")
+    cls = EXECUTORS.get(args.executor)
+    opts = {}
+    for dest, flag in EXECUTOR_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if dest not in cls.cli_options:
+            owners = [n for n, c in EXECUTORS.items() if dest in c.cli_options]
+            raise ConfigError(f"{flag} only applies to --executor {' or '.join(owners)}; add --executor "
+                              f"{owners[0]} or drop {flag}")
+        opts[dest] = value
+    return cls(device=device, run_timeout=args.run_timeout, **opts)
 
 
 def _check_data(specs) -> None:
@@ -163,6 +251,31 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("leaderboard")
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import json
+
+    from leaderboard.site import build_site, read_published, serve
+
+    if args.action == "serve":
+        serve(args.site, args.port)
+        return 0
+    from benchmark.store import results
+    from pruners import PRUNERS
+
+    df = results(args.out)
+    curves = {}
+    for rid in df["run_id"]:
+        p = Path(args.out) / "runs" / rid / "metrics.jsonl"
+        if p.is_file():
+            curves[rid] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    info = {n: {"description": c.description, "paper": c.paper, "url": c.url} for n, c in PRUNERS.items()}
+    published = read_published(args.published) if args.published else None
+    index = build_site(df, args.site, published=published, curves=curves, pruner_info=info)
+    print(f"leaderboard: {index}  (browse it, or: sparsebench leaderboard serve --site {args.site})")
+    return 0
+
+
 @command("masks")
 def cmd_masks(args: argparse.Namespace) -> int:
     from tabulate import tabulate
@@ -182,19 +295,72 @@ def cmd_masks(args: argparse.Namespace) -> int:
 def cmd_store(args: argparse.Namespace) -> int:
     from benchmark.store import Store
 
-    out = Path(args.out)
-    if not out.is_dir():
-        raise ConfigError(f"output folder {str(out)!r} does not exist; pass the --out folder of a grid run")
+    from benchmark.runfolder import is_output_error, output_error
+
+    out = _output_folder(args.out)
     if args.action == "rebuild":
         n = Store.__new__(Store)
         n.out, n.path = out, out / "results.db"
-        print(f"rebuilt {n.path} with {n.rebuild()} runs from {out / 'runs'}")
+        try:
+            rows = n.rebuild()
+        except Exception as exc:
+            if is_output_error(exc, out):
+                raise output_error(out, exc) from None
+            raise
+        print(f"rebuilt {n.path} with {rows} runs from {out / 'runs'}")
         return 0
     problems = Store(out).check()
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def _output_folder(path: str) -> Path:
+    out = Path(path)
+    if not out.is_dir():
+        raise ConfigError(f"output folder {str(out)!r} does not exist; pass the --out folder of a grid run")
+    if not (out / "runs").is_dir() and not (out / "results.db").exists():
+        raise ConfigError(f"{str(out)!r} is not a sparsebench output folder (no runs/ or results.db); pass the "
+                          "--out folder of a grid run")
+    return out
+
+
+@command("status")
+def cmd_status(args: argparse.Namespace) -> int:
+    from benchmark.status import STALE_AFTER_S, format_status, run_statuses
+
+    grid = None
+    if args.grid is not None:
+        from benchmark.grid import load_grid
+
+        grid = load_grid(args.grid)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"output folder {str(out)!r} is not a folder; pass the --out folder of a grid run")
+    else:
+        out = _output_folder(args.out)
+    statuses = run_statuses(out, grid.specs if grid else None, grid.name if grid else "",
+                            args.stale_after or STALE_AFTER_S)
+    print(format_status(statuses) if statuses else f"no runs under {out}")
+    return 0
+
+
+@command("collect")
+def cmd_collect(args: argparse.Namespace) -> int:
+    from benchmark.executors.slurm import collect
+    from benchmark.runfolder import is_output_error, output_error
+
+    out = _output_folder(args.out)
+    try:
+        counts = collect(out)
+    except Exception as exc:
+        if is_output_error(exc, out):
+            raise output_error(out, exc) from None
+        raise
+    print(f"collected {out}: {counts['ingested']} finished run(s) added to the store, {counts['failed']} "
+          f"job(s) recorded as failed, {counts['waiting']} still queued or running")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------
