@@ -174,6 +174,20 @@ def _drop_modules(names: Iterable[str]) -> None:
             sys.modules.pop(name, None)
 
 
+def _imported_elsewhere(path: str) -> ModuleType | None:
+    """A module already imported from the file ``path`` under another name (e.g. by a worker bootstrap)."""
+    for mod in list(sys.modules.values()):
+        f = getattr(mod, "__file__", None)
+        if not f or getattr(mod, "__name__", "") == _file_module_name(path):
+            continue
+        try:
+            if str(Path(f).resolve()) == path:
+                return mod
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _exec_file(path: str) -> ModuleType:
     name = _file_module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -202,9 +216,15 @@ def load_plugin(target: str | os.PathLike) -> Plugin:
     before = _snapshot()
     new_modules_before = set(sys.modules)
     module_name = _file_module_name(key) if kind == "file" else key
+    elsewhere = _imported_elsewhere(key) if kind == "file" else None
+    if elsewhere is not None:  # the file was already imported under another name: adopt, do not exec twice
+        module_name = elsewhere.__name__
     try:
         with registering_as(origin):
-            plugin.module = _exec_file(key) if kind == "file" else importlib.import_module(key)
+            if elsewhere is not None:
+                plugin.module = elsewhere
+            else:
+                plugin.module = _exec_file(key) if kind == "file" else importlib.import_module(key)
         plugin.registered = _new_names(before, [module_name], origin)
         if not plugin.pruners and not plugin.reparams:
             raise ConfigError("registers no pruner or reparam; decorate a dataclass subclass of pruners.Pruner "
@@ -238,7 +258,8 @@ def _module_files(module_name: str) -> list[str]:
 def _undo(before: dict, modules_before: set[str], module_name: str, kind: str) -> None:
     _rollback(before)
     if kind == "file":
-        _drop_modules([module_name])
+        if module_name.startswith("sparsebench_plugin_"):
+            _drop_modules([module_name])
     else:  # the plugin's module and its new parent packages, never third-party modules it imported
         parts = module_name.split(".")
         own = {".".join(parts[: i + 1]) for i in range(len(parts))}
@@ -247,11 +268,16 @@ def _undo(before: dict, modules_before: set[str], module_name: str, kind: str) -
 
 
 def unload_plugin(key_or_target: str) -> None:
-    """Forget a loaded plugin: unregister its names and drop its module (tests, notebooks)."""
+    """Forget a loaded plugin: unregister its names, drop its module and its ``$SPARSEBENCH_PLUGINS`` entry."""
     key = key_or_target if key_or_target in _LOADED else resolve(key_or_target)[0]
     plugin = _LOADED.pop(key, None)
     if plugin is None:
         return
+    targets = [t for t in env_targets() if t != plugin.env_entry]
+    if targets:
+        os.environ[ENV_VAR] = os.pathsep.join(targets)
+    else:
+        os.environ.pop(ENV_VAR, None)
     for r in REGISTRIES:
         for name in plugin.registered.get(r.kind, []):
             r.unregister(name)
