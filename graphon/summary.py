@@ -50,7 +50,7 @@ def layer_estimates(masks: Mapping[str, torch.Tensor], K: int = 64, *,
 
 
 def summarize_masks(masks: Mapping[str, torch.Tensor], K: int = 64, ntk_batch: torch.Tensor | None = None,
-                    *, method: str = "sas") -> dict[str, Any]:
+                    *, method: str = "sas", include_matrices: bool = False) -> dict[str, Any]:
     """Graphon (and optionally NTK) summary of one run's masks.
 
     Args:
@@ -58,6 +58,8 @@ def summarize_masks(masks: Mapping[str, torch.Tensor], K: int = 64, ntk_batch: t
         K: cells per side (capped at each layer's sides).
         ntk_batch: ``(n, d)`` batch for the graphon NTK; requires a plain MLP.
         method: graphon estimator for the per-layer statistics.
+        include_matrices: also store each layer's K × K estimate as ``layers[name]["matrix"]`` (nested
+            lists rounded to 4 decimals; for pictures — about 30 KB of JSON per 64 × 64 layer).
 
     Returns:
         ``{"layers": {name: {...}}, "graphon_*": float, ..., "ntk_*": float, "ntk_eigenvalues": list}``.
@@ -83,6 +85,8 @@ def summarize_masks(masks: Mapping[str, torch.Tensor], K: int = 64, ntk_batch: t
             "dead_outputs": e.dead_outputs,
             "dead_inputs": e.dead_inputs,
         }
+        if include_matrices:
+            layers[name]["matrix"] = np.round(e.matrix, 4).tolist()
     out: dict[str, Any] = {"layers": layers, "graphon_layers": len(layers)}
     for key in ("heterogeneity", "distance_to_constant", "dead_share"):
         vals = [v[key] for v in layers.values()]
