@@ -327,7 +327,7 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner),
                     "connectivity": {k: conn[k] for k in ("effective_layer_density", "dead_neurons_layer",
                                                           "collapsed_layers")}}
-    if spec.analysis.get("graphon"):
-        from graphon.summary import summarize_masks
+    if spec.analysis.get("graphon"):  # per-layer graphon statistics + NTK metrics on a fixed batch (MLPs)
+        from benchmark.analysis import run_graphon_summary
 
-        rec["graphon"] = summarize_masks(final)
+        rec["graphon"] = run_graphon_summary(final, data)
