@@ -5,22 +5,46 @@ Run folders are the source of truth; the store can always be rebuilt from them
 one row per run id (``INSERT OR REPLACE``), each in its own transaction, so a killed driver leaves
 either the old or the new row, never half of one.  A store written with another schema version is
 rebuilt on open.
+
+Concurrent writers (several drivers on one output folder, ``sparsebench collect`` while a driver
+runs) never lose or duplicate a row: SQLite serialises the write transactions (``BEGIN IMMEDIATE``
+with a 60 s busy timeout) and the run id is the primary key.  A rebuild replaces the database file,
+so it takes an exclusive ``flock`` on ``<out>/.results.lock`` while writers hold it shared: a row
+written during a rebuild is never written into the file being replaced.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from benchmark.runfolder import iter_results
+from benchmark.runfolder import is_output_error, iter_results, output_error
 from benchmark.schema import COLUMN_NAMES, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION
 from pruners.registry import ConfigError
 
 DB_NAME = "results.db"
+LOCK_NAME = ".results.lock"
+
+
+@contextlib.contextmanager
+def _flock(out: Path, exclusive: bool) -> Iterator[None]:
+    """Shared (writers) or exclusive (rebuild) advisory lock of an output folder's store."""
+    try:
+        fd = os.open(Path(out) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only or missing folder: nobody can write there, nothing to serialise
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _sql_type(t: str) -> str:
@@ -61,15 +85,18 @@ class Store:
         self.out = Path(out)
         self.path = self.out / DB_NAME
         try:
-            con = _connect(self.path)
-            version = None
-            if con.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
-                r = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = int(r[0]) if r else None
-            if version is None:
-                _create(con)
-            con.close()
+            with _flock(self.out, exclusive=True):
+                con = _connect(self.path)
+                version = None
+                if con.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
+                    r = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                    version = int(r[0]) if r else None
+                if version is None:
+                    _create(con)
+                con.close()
         except sqlite3.DatabaseError as exc:
+            if is_output_error(exc, self.out):
+                raise output_error(self.out, exc) from None
             raise ConfigError(f"results store {str(self.path)!r} is corrupt ({exc}); run "
                               f"'sparsebench store rebuild {self.out}' to recreate it from the run folders") from None
         if version is not None and version != SCHEMA_VERSION:
@@ -85,17 +112,18 @@ class Store:
             return 0
         marks = ", ".join("?" for _ in COLUMN_NAMES)
         names = ", ".join(f'"{n}"' for n in COLUMN_NAMES)
-        con = self._con()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            con.executemany(f"INSERT OR REPLACE INTO runs ({names}) VALUES ({marks})", rows)
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
+        with _flock(self.out, exclusive=False):
+            con = self._con()
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany(f"INSERT OR REPLACE INTO runs ({names}) VALUES ({marks})", rows)
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
         return len(rows)
 
     def run_ids(self) -> set[str]:
@@ -130,6 +158,10 @@ class Store:
 
     def rebuild(self) -> int:
         """Recreate the database from the run folders (atomically); returns the number of rows."""
+        with _flock(self.out, exclusive=True):
+            return self._rebuild()
+
+    def _rebuild(self) -> int:
         tmp = self.out / f".{DB_NAME}.rebuild-{os.getpid()}"
         for suffix in ("", "-wal", "-shm"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)

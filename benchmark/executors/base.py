@@ -1,24 +1,173 @@
 """The executor interface shared by the local, Ray and Slurm executors (DESIGN.md, "Executors").
 
-An executor only decides *where* runs execute.  It receives pending specs and yields result records
-as runs finish; the driver (``benchmark.driver``) alone writes the store.  Every executor runs
-:func:`benchmark.runner.execute`, so all of them write the same run folders and resume the same way.
+An executor only decides *where* runs execute.  It receives pending specs and yields one result
+record per spec as runs finish; the driver (``benchmark.driver``) alone writes the store.  Every
+executor runs :func:`benchmark.runner.execute` (through :func:`execute_in_worker`), so all of them
+write the same run folders, resume from the same checkpoints and record faults the same way:
+
+* a run that raises, diverges or runs out of memory is recorded by ``execute`` itself;
+* a run that exceeds ``run_timeout`` seconds is recorded ``failed`` with reason
+  "exceeded the per-run time limit of N s";
+* a worker process that dies inside a run (``os._exit``, a signal, the OOM killer) is recorded
+  ``failed`` with reason "worker process died (exit code …)" by the executor, which then goes on
+  with the other runs.
+
+Adding an executor (e.g. Dask) is one class registered with ``@EXECUTORS.register("name")`` that
+implements :meth:`Executor.run` and lists the ``sparsebench run`` options it accepts in
+``cli_options`` (the CLI refuses an executor-specific option given to another executor).
+
+Workers import the modules named in ``$SPARSEBENCH_WORKER_IMPORTS`` (``os.pathsep``-separated module
+names or ``.py`` files) plus :data:`WORKER_IMPORTS` before running a spec, so pruners / reparams
+registered by plugins in the driver are registered in every worker too.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
+import signal
+import sys
+import threading
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator
+from typing import Any, ClassVar, Iterator, Mapping
 
 from benchmark.spec import RunSpec
-from pruners.registry import Registry
+from pruners.registry import ConfigError, Registry
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
 
+#: Modules (names or .py paths) every worker imports before it runs a spec (plugins register here).
+WORKER_IMPORTS: list[str] = []
+IMPORTS_ENV = "SPARSEBENCH_WORKER_IMPORTS"
+
 
 class Executor(ABC):
-    """Runs specs somewhere and yields their result records as they finish."""
+    """Runs specs somewhere and yields their result records as they finish.
+
+    Constructor keyword arguments are the executor's options; every executor accepts ``device``
+    and ``run_timeout`` (seconds, None = no limit).  ``cli_options`` names the ``sparsebench run``
+    flags (argparse dests) that only make sense for this executor.
+    """
+
+    name: ClassVar[str] = ""
+    cli_options: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
-    def run(self, specs: list[RunSpec], out: Path, grid: str) -> Iterator[dict]:
-        """Execute ``specs`` writing run folders under ``out``; yield one record per spec."""
+    def run(self, specs: list[RunSpec], out: Path, grid: str,
+            resources: Mapping[str, Any] | None = None) -> Iterator[dict]:
+        """Execute ``specs`` writing run folders under ``out``; yield one record per spec.
+
+        ``resources`` maps run ids to :class:`benchmark.grid.Resources` (CPUs / GPUs per run, from
+        the grid's ``[resources]`` tables); executors that schedule by resources use it.
+        """
+
+    def detached(self) -> bool:
+        """True when :meth:`run` submitted the runs and returned without waiting (Slurm --detach)."""
+        return False
+
+
+def worker_imports() -> list[str]:
+    env = [m for m in os.environ.get(IMPORTS_ENV, "").split(os.pathsep) if m]
+    return list(dict.fromkeys([*WORKER_IMPORTS, *env]))
+
+
+def load_worker_imports(names: list[str] | None = None) -> None:
+    """Import each module name or ``.py`` file once (plugins that register pruners / reparams)."""
+    for name in names if names is not None else worker_imports():
+        if name.endswith(".py"):
+            mod_name = "sparsebench_worker_" + Path(name).stem
+            if mod_name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(mod_name, name)
+            if spec is None or spec.loader is None:
+                raise ConfigError(f"cannot import worker module {name!r}; check the path")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(name)
+
+
+class RunTimeLimit(BaseException):
+    """Raised inside a run by the per-run timer (a BaseException, so the runner does not record it
+    as an ordinary failure: :func:`execute_in_worker` records it with the time-limit reason)."""
+
+
+def time_limit_reason(seconds: float) -> str:
+    return f"exceeded the per-run time limit of {seconds:g} s"
+
+
+def died_reason(exitcode: int | None) -> str:
+    """The reason recorded for a run whose worker process died."""
+    if exitcode is None:
+        return "worker process died (exit code unknown)"
+    if exitcode < 0:
+        try:
+            sig = signal.Signals(-exitcode).name
+        except ValueError:
+            sig = f"signal {-exitcode}"
+        hint = ", e.g. by the out-of-memory killer" if sig == "SIGKILL" else ""
+        return f"worker process died (exit code {exitcode}: killed by {sig}{hint})"
+    return f"worker process died (exit code {exitcode})"
+
+
+def execute_in_worker(spec_dict: dict, out: str, device: str, grid: str,
+                      run_timeout: float | None = None, imports: list[str] | None = None) -> dict:
+    """What a worker runs for one spec: imports, then :func:`benchmark.runner.execute` under a
+    cooperative per-run timer (SIGALRM; only in a process's main thread).  A run past its limit is
+    recorded ``failed`` with the time-limit reason; its checkpoint is kept."""
+    from benchmark.runner import execute, now, record_failure
+
+    load_worker_imports(imports)
+    spec = RunSpec.from_dict(spec_dict)
+    use_alarm = bool(run_timeout) and threading.current_thread() is threading.main_thread()
+    started, t0 = now(), time.perf_counter()
+    beat = _Heartbeat(Path(out) / "runs" / spec.run_id)
+    if use_alarm:
+        def _expired(signum, frame):  # noqa: ARG001
+            raise RunTimeLimit()
+
+        previous = signal.signal(signal.SIGALRM, _expired)
+        signal.setitimer(signal.ITIMER_REAL, float(run_timeout))
+    try:
+        return execute(spec, out, device=device, grid=grid)
+    except RunTimeLimit:
+        return record_failure(spec, out, time_limit_reason(float(run_timeout)), device=device, grid=grid,
+                              started_at=started, total_time_s=time.perf_counter() - t0)
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        beat.stop()
+
+
+class _Heartbeat:
+    """Touches ``<run folder>/heartbeat`` every HEARTBEAT_S seconds from a daemon thread while the run
+    executes, so ``sparsebench status`` tells a running run from one whose worker is gone."""
+
+    def __init__(self, folder: Path) -> None:
+        from benchmark.status import HEARTBEAT, HEARTBEAT_S
+
+        self.path, self.period = folder / HEARTBEAT, HEARTBEAT_S
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.path.parent.is_dir():
+                    self.path.touch()
+            except OSError:
+                pass
+            self._stop.wait(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
