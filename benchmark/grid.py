@@ -25,13 +25,21 @@ Format (see grids/quick.toml and docs/grids.md)::
     name = "none"
     args = {}
 
+    [resources]                          # optional: what each run needs (Ray / Slurm schedule by it)
+    cpus = 1                             # CPU cores per run (> 0)
+    gpus = 0                             # GPUs per run (>= 0; fractions share a GPU under Ray)
+    [task_resources.fmnist-lenet300]     # overrides for one task (applied after [resources])
+    gpus = 1
+
+Resources are not part of a run's spec: the same run on more cores has the same id and result.
+
 Every spec is validated before anything runs; the first problem is a ConfigError naming the key.
 Pruners that do not prune (``dense``) run once per task and seed, at sparsity 0.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +53,18 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe",
-            "pruners", "reparams"}
+            "pruners", "reparams", "resources", "task_resources"}
+RESOURCE_KEYS = {"cpus", "gpus"}
 PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "sparsities"}
 REPARAM_KEYS = {"name", "args"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run asks of an executor that schedules by resources (Ray tasks, Slurm jobs)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
 
 
 @dataclass
@@ -56,6 +73,17 @@ class Grid:
     description: str
     specs: list[RunSpec]
     source: str = ""
+    resources: dict[str, Resources] = field(default_factory=dict)   # run id -> resources
+
+
+def _resources(value: Any, where: str, base: Resources) -> Resources:
+    table = _table(value, where)
+    _unknown(set(table), RESOURCE_KEYS, where)
+    for key, v in table.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (key == "cpus" and v == 0):
+            raise ConfigError(f"{where}.{key} = {v!r} must be a number {'> 0' if key == 'cpus' else '>= 0'}, "
+                              f"e.g. {key} = {1 if key == 'cpus' else 0}")
+    return replace(base, **{k: float(v) for k, v in table.items()})
 
 
 def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
@@ -111,6 +139,13 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
     recipe = _table(raw.get("recipe"), f"{where}: recipe")
     task_recipe = _table(raw.get("task_recipe"), f"{where}: task_recipe")
     analysis = _table(raw.get("analysis"), f"{where}: analysis")
+    base_resources = _resources(raw.get("resources"), f"{where}: resources", Resources())
+    task_resources = {}
+    for t, value in _table(raw.get("task_resources"), f"{where}: task_resources").items():
+        if t not in tasks:
+            raise ConfigError(f"{where}: task_resources names task {t!r}, which is not in tasks "
+                              f"{tasks}{did_you_mean(t, tasks)}")
+        task_resources[t] = _resources(value, f"{where}: task_resources.{t}", base_resources)
     for t in task_recipe:
         if t not in tasks:
             raise ConfigError(f"{where}: task_recipe names task {t!r}, which is not in tasks "
@@ -124,6 +159,7 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
         raise ConfigError(f"{where}: reparams must be a list of [[reparams]] tables with a name")
 
     specs: list[RunSpec] = []
+    resources: dict[str, Resources] = {}
     seen: set[str] = set()
     for i, p in enumerate(pruner_entries):
         pw = f"{where}: pruners[{i}]"
@@ -162,4 +198,5 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
                             if spec.run_id not in seen:
                                 seen.add(spec.run_id)
                                 specs.append(spec)
-    return Grid(name=name, description=str(raw.get("description", "")), specs=specs)
+                                resources[spec.run_id] = task_resources.get(task, base_resources)
+    return Grid(name=name, description=str(raw.get("description", "")), specs=specs, resources=resources)
