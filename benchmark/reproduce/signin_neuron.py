@@ -1,0 +1,182 @@
+"""``signin-neuron``: Sign-In to the Lottery (Gadhikar*, Jacobs*, Zhou, Burkholz, NeurIPS 2025), the
+single-hidden-neuron theory (Thms 5.1–5.4; PAPERS.md §2).
+
+Teacher f*(x) = relu(x) (a* = 1, w* = 1, d = 1); student f(x) = a relu(w x) started in one of the four
+sign cases (sign a₀, sign w₀).  Claim: gradient flow recovers the teacher only from (+, +); Sign-In
+also from (a < 0, w > 0); nothing recovers w < 0 (at w = 0 the ReLU is dead on the teacher's side).
+
+Mechanism as we understand it: for a ReLU neuron, a ∂L/∂a = w ∂L/∂w, so under any flow whose inverse
+metric acts per parameter, dθ = −h(θ) ∇L, the quantity G(a) − G(w) with G'(x) = x / h(x) is
+conserved.  From (−, +), a must reach 0 before w does: gradient flow (h = 1, G = x²/2) does iff
+|a₀| < |w₀|.  Sign-In's θ = m ⊙ w flow has h = sqrt(4θ² + γ²) and G(x) = (sqrt(4x² + γ²) − γ)/4 —
+if *both* a and w are reparameterised the condition is again |a₀| < |w₀|; if only the outer weight
+a is, a crosses first iff G(|a₀|) < w₀²/2, a strictly larger set.  We run both.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.reproduce import Result, register_reproduction
+from benchmark.reproduce.loop import Driver, plt, save_figure
+from reparam.signin import SignIn
+
+CASES = [(1, 1), (-1, 1), (1, -1), (-1, -1)]
+
+
+def _students(mags: list[float]):
+    """The project's ``teacher-student`` model (width R = 4 · len(mags)², float64) whose hidden unit r is
+    one independent student (a_r, w_r); returns the model and the (sign case, |a₀|, |w₀|) of each unit."""
+    from benchmark.tasks import MODELS
+
+    combos = [(case, ma, mw) for case in CASES for ma, mw in itertools.product(mags, mags)]
+    model = MODELS.get("teacher-student")((1,), 1, width=len(combos), antisymmetric=False).double()
+    with torch.no_grad():
+        for r, ((sa, sw), ma, mw) in enumerate(combos):
+            model.out.weight[0, r] = sa * ma
+            model.hidden.weight[r, 0] = sw * mw
+    return model, combos
+
+
+def per_unit_loss(model, x, y) -> torch.Tensor:
+    """Σ_r mean_i (a_r relu(w_r x_i) − y_i)²: every hidden unit is its own single-neuron student."""
+    preds = torch.relu(model.hidden(x)) * model.out.weight  # (n, R)
+    return ((preds - y) ** 2).mean(0).sum()
+
+
+def _run(method: str, mags, data, lr: float, steps: int, reset_every_steps: int):
+    model, combos = _students(mags)
+    reparam = None
+    if method != "gradient flow":
+        reparam = SignIn(reset_every=1, gamma=1.0, reset_state="zero")
+        reparam.validate()
+        if method == "Sign-In (outer weight a only)":
+            model.hidden.sparsebench_prunable = False  # the reparam factorises only the prunable out.weight
+    x, y = data.train_x.double(), data.train_y.double()
+    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr), reset_every_steps,
+                 steps // reset_every_steps)
+    while not drv.done:
+        drv.step(lambda m: per_unit_loss(m, x, y))
+    tx, ty = data.test_x.double(), data.test_y.double()
+    with torch.no_grad():
+        a = model.out.weight.detach().reshape(-1)
+        w = model.hidden.weight.detach().reshape(-1)
+        test = ((torch.relu(tx @ w.unsqueeze(0)) * a - ty) ** 2).mean(0)
+    recovered = (test < 1e-3 * float((ty ** 2).mean())).tolist()
+    return [dict(method=method, sign_a0="+" if c[0] > 0 else "−", sign_w0="+" if c[1] > 0 else "−",
+                 a0=c[0] * ma, w0=c[1] * mw, a_T=float(a[i]), w_T=float(w[i]), test_mse=float(test[i]),
+                 recovered=bool(recovered[i])) for i, (c, ma, mw) in enumerate(combos)]
+
+
+def _g(x: float, gamma: float = 1.0) -> float:
+    return (float(np.sqrt(4 * x * x + gamma * gamma)) - gamma) / 4
+
+
+@register_reproduction(
+    "signin-neuron", source="Sign-In to the Lottery (Gadhikar, Jacobs, Zhou, Burkholz, NeurIPS 2025), Thms 5.1–5.4",
+    claim="single hidden neuron f(x) = a σ(w x), four sign cases of the initialisation: gradient flow recovers the "
+          "teacher only from (+, +); Sign-In also from (a < 0, w > 0); nothing recovers w < 0")
+def run(quick: bool, out_dir: Path) -> Result:
+    from benchmark.tasks import load_data
+
+    data = load_data("teacher-student", d=1, n_train=200, n_test=1000, teacher_neurons=((1.0, 1.0),), data_seed=0)
+    mags = [0.5, 1.0, 2.0] if quick else [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
+    lr, steps, per_epoch = (0.05, 1200, 20) if quick else (0.02, 10000, 50)
+    methods = ["gradient flow", "Sign-In (both layers)", "Sign-In (outer weight a only)"]
+    rows = [r for m in methods for r in _run(m, mags, data, lr, steps, per_epoch)]
+    df = pd.DataFrame(rows)
+    table = (df.groupby(["method", "sign_a0", "sign_w0"], sort=False)["recovered"]
+             .agg(recovered="sum", of="count").reset_index())
+    table["fraction"] = table["recovered"] / table["of"]
+
+    def frac(method: str, sa: str, sw: str) -> float:
+        t = table[(table.method == method) & (table.sign_a0 == sa) & (table.sign_w0 == sw)]
+        return float(t.fraction.iloc[0])
+
+    neg_pos = df[(df.sign_a0 == "−") & (df.sign_w0 == "+")]
+    gf = neg_pos[neg_pos.method == "gradient flow"].set_index(["a0", "w0"]).recovered
+    both = neg_pos[neg_pos.method == "Sign-In (both layers)"].set_index(["a0", "w0"]).recovered
+    outer = neg_pos[neg_pos.method == "Sign-In (outer weight a only)"].set_index(["a0", "w0"]).recovered
+    # the conservation-law predictions (module docstring) for the (−, +) case
+    pred_gf = pd.Series({k: abs(k[0]) < abs(k[1]) for k in gf.index})
+    pred_outer = pd.Series({k: _g(abs(k[0])) < k[1] ** 2 / 2 for k in outer.index})
+    checks = {
+        "gradient flow recovers every (+, +) initialisation": frac("gradient flow", "+", "+") == 1.0,
+        "gradient flow fails on (−, +) wherever |a₀| ≥ |w₀|": not any(gf[[k for k in gf.index if abs(k[0]) >= abs(k[1])]]),
+        "Sign-In (as the project applies it: every weight) recovers (−, +) initialisations gradient flow cannot":
+            bool((both & ~gf).any()),
+        "Sign-In on the outer weight only recovers (−, +) initialisations gradient flow cannot":
+            bool((outer & ~gf).any()),
+        "no method recovers w₀ < 0": not bool(df[df.sign_w0 == "−"].recovered.any()),
+    }
+    consistent = bool((pred_gf == gf).all()) and bool((pred_outer.reindex(outer.index) == outer).all())
+    paper_claim = (checks["gradient flow recovers every (+, +) initialisation"]
+                   and checks["no method recovers w₀ < 0"]
+                   and checks["Sign-In (as the project applies it: every weight) recovers (−, +) initialisations gradient flow cannot"])
+    verdict = bool(paper_claim)
+
+    fig_path = out_dir / "signin-neuron.png"
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, 3, figsize=(10.5, 3.6), sharey=True)
+    for ax, m in zip(axes, methods):
+        sub = neg_pos[neg_pos.method == m]
+        ok = sub[sub.recovered]
+        bad = sub[~sub.recovered]
+        ax.scatter(-ok.a0, ok.w0, marker="o", color="C2", label="recovered")
+        ax.scatter(-bad.a0, bad.w0, marker="x", color="C3", label="not recovered")
+        grid = np.linspace(0, max(mags) * 1.05, 200)
+        ax.plot(grid, grid, "k:", lw=0.8, label="|a₀| = |w₀|")
+        ax.plot(grid, [np.sqrt(2 * _g(v)) for v in grid], "b--", lw=0.8, label="G(|a₀|) = w₀²/2")
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("|a₀| (a₀ < 0)")
+    axes[0].set_ylabel("w₀ > 0")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("(a₀ < 0, w₀ > 0): which initialisations recover the teacher relu(x)", fontsize=10)
+    save_figure(fig, fig_path)
+
+    fr = {m: frac(m, "−", "+") for m in methods}
+    ours = (f"(+, +) recovered by gradient flow {frac('gradient flow', '+', '+'):.0%}; (−, +): gradient flow "
+            f"{fr['gradient flow']:.0%}, Sign-In on every weight {fr['Sign-In (both layers)']:.0%}, Sign-In on a only "
+            f"{fr['Sign-In (outer weight a only)']:.0%}; w₀ < 0: "
+            f"{int(df[df.sign_w0 == '−'].recovered.sum())} of {int((df.sign_w0 == '−').sum())} runs recovered")
+    verdict_line = ("Holds. " if verdict else "Does not hold as stated. ") + "; ".join(
+        f"{k} — {'yes' if v else 'NO'}" for k, v in checks.items()) + (
+        ". The recovered sets match the conservation-law predictions of the module docstring exactly."
+        if consistent else ". Some runs deviate from the conservation-law predictions (discrete steps / finite time).")
+    setting = (
+        f"* Data: the project's `teacher-student` data set with d = 1, teacher_neurons = [[1, 1]] (f*(x) = relu(x)), "
+        f"200 training inputs x ~ N(0, 1), 1000 test inputs, data_seed 0; loss MSE.\n"
+        f"* Students: the `teacher-student` model (no antisymmetry) whose R = 4 × {len(mags)}² hidden units are R "
+        f"independent single-neuron students f_r(x) = a_r relu(w_r x), each with its own loss (the per-unit losses are "
+        f"summed, so no unit sees another's gradient).  Initialisations: every sign case × |a₀|, |w₀| ∈ {mags}.\n"
+        f"* Gradient flow: full-batch GD, lr {lr}, {steps} steps (t = {lr * steps:g}).  Sign-In: the project's `signin` "
+        f"reparam (θ = m ⊙ w, γ = 1 split, re-split every epoch = {per_epoch} steps, momentum state zeroed — there is "
+        f"none) on the same GD; \"both layers\" is the method as the project applies it (every prunable weight), "
+        f"\"outer weight a only\" marks the hidden layer non-prunable so only a = m ⊙ w.  No weight decay.\n"
+        f"* Recovered: test MSE < 1e-3 × E[y²].  Published: theorems, no numbers.")
+    differences = [
+        "The paper's exact theorem assumptions (input distribution, initialisation scale, which weights Sign-In "
+        "reparameterises, weight decay) are not in PAPERS.md and were not checked against the paper's text; the "
+        "setting above is our choice.",
+        "With Sign-In on *both* a and w and no weight decay, a ∂L/∂a = w ∂L/∂w makes G(a) − G(w) a conserved "
+        "quantity with the same G for both weights, so the (−, +) initialisations that recover are exactly those of "
+        "gradient flow (|a₀| < |w₀|); the resets change nothing in θ because γ is conserved up to O(η²).  This is why "
+        "that check fails here.  Reparameterising only the outer weight a breaks the symmetry and recovers a strictly "
+        "larger set — the effect the theorem describes — so we report it as a variant, not as the method.",
+        "Neither variant recovers every (−, +) initialisation on our grid (large |a₀| with small |w₀| still fails).",
+        *(["This is the --quick size: |a₀|, |w₀| ∈ {0.5, 1, 2}, lr 0.05, 1200 steps."] if quick else []),
+    ]
+    table = table.merge(pd.DataFrame([
+        dict(method=m, sign_a0="−", sign_w0="+", predicted=int(p.sum()))
+        for m, p in (("gradient flow", pred_gf), ("Sign-In (both layers)", pred_gf),
+                     ("Sign-In (outer weight a only)", pred_outer))]), how="left", on=["method", "sign_a0", "sign_w0"])
+    table["predicted"] = table["predicted"].astype("Int64")
+    return Result(table=table, figure=fig_path,
+                  published="theorems: gradient flow recovers only (+, +); Sign-In also (a < 0, w > 0); no continuous "
+                            "reparameterisation recovers w < 0",
+                  ours=ours, verdict=verdict, verdict_line=verdict_line, setting=setting, differences=differences,
+                  checks=checks)
