@@ -122,6 +122,7 @@ def build_parser() -> Parser:
     co.add_argument("out", help="output folder")
     _add_plugin_parsers(sub)
     _add_graphon_parsers(sub)
+    _add_reproduce_parser(sub)
     return p
 
 
@@ -684,6 +685,40 @@ def cmd_graphon(args: argparse.Namespace) -> int:
                           bias=args.bias, seed=args.seed, out=args.out, progress=lambda m: print(m, flush=True))
     print(analysis.ntk_markdown(df))
     print(f"wrote {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# reproduce: `reproduce NAME [--quick] [--out DIR]`, `reproduce --list` (docs/reproductions/README.md)
+def _add_reproduce_parser(sub) -> None:
+    rp = sub.add_parser("reproduce", help="reproduce a published claim: run it and write docs/reproductions/NAME.md "
+                        "(+ .png) and the index; --list shows them")
+    rp.add_argument("name", nargs="?", default=None, help="the reproduction, e.g. pilot-diagonal (see --list)")
+    rp.add_argument("--quick", action="store_true", help="the small size the tests run (seconds, same mechanism)")
+    rp.add_argument("--out", default="docs/reproductions", help="folder of the pages (default docs/reproductions)")
+    rp.add_argument("--list", action="store_true", help="list the reproductions: name, source, claim")
+
+
+@command("reproduce")
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from benchmark.reproduce import REPRODUCTIONS, reproduce
+
+    if args.list:
+        if args.name is not None:
+            raise ConfigError("reproduce --list takes no NAME; run 'sparsebench reproduce --list' or "
+                              "'sparsebench reproduce NAME'")
+        from tabulate import tabulate
+
+        rows = [(n, r.source, r.claim) for n, r in REPRODUCTIONS.items()]
+        print(tabulate(rows, headers=["reproduction", "source", "claim"], maxcolwidths=[None, 40, 70]))
+        return 0
+    if args.name is None:
+        raise ConfigError("reproduce needs a NAME; run 'sparsebench reproduce --list' to see the choices")
+    result = reproduce(args.name, quick=args.quick, out_dir=Path(args.out))
+    page = Path(args.out) / f"{args.name}.md"
+    print(f"{args.name}: the claim {'HOLDS' if result.verdict else 'DOES NOT HOLD'} ({result.seconds:.0f} s"
+          f"{', quick size' if args.quick else ''}): {result.verdict_line}")
+    print(f"wrote {page} and {Path(args.out) / 'README.md'}")
     return 0
 
 
