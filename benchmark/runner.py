@@ -37,7 +37,7 @@ from benchmark.runfolder import (RESULT, atomic_write_bytes, atomic_write_json, 
                                  output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
-from benchmark.train import Diverged, build_optimizer, build_scheduler, loss_function, train
+from benchmark.train import Diverged, build_optimizer, build_scheduler, evaluate, loss_function, train
 from pruners import ALLOCATIONS, PRUNERS, MaskEnforcer, Masks, PruneContext, TrainState
 from pruners.registry import build_config
 from reparam import REPARAMS
@@ -303,7 +303,10 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     atomic_write_bytes(folder / "model.pt", buf.getvalue())
-    last = history[-1]
+    last = dict(history[-1])
+    # Final metrics are those of the saved model: a schedule may change the network after the last
+    # epoch's evaluation (e.g. a one-shot prune in on_end, STR / CS folding), so evaluate once more.
+    last.update(evaluate(model, test_loader, loss_fn, classification))
     rec.update(
         achieved_sparsity=final.sparsity(), layer_density=final.layer_density(),
         collapsed_layers=final.collapsed_layers(), collapse=bool(final.collapsed_layers()),

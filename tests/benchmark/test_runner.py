@@ -67,3 +67,22 @@ def test_a_run_that_raises_is_recorded_as_failed_with_traceback(tmp_path, monkey
     rec = execute(spec, tmp_path)
     assert rec["status"] == "failed" and rec["reason"] == "RuntimeError: scorer exploded"
     assert "Traceback" in (run_dir(tmp_path, spec.run_id) / "log.txt").read_text()
+
+
+def test_final_metrics_are_those_of_the_saved_model(tmp_path):
+    """A change after the last epoch's evaluation (here a one-shot prune at the end) is evaluated."""
+    from benchmark.tasks import get_task, load_data, make_loaders
+    from benchmark.train import evaluate, loss_function
+    from benchmark.tasks.base import Recipe
+    from pruners.registry import build_config
+
+    spec = make_spec("digits-mlp", "oneshot", 0.98, pruner_args={"finetune_epochs": 0}, recipe=TINY)
+    rec = execute(spec, tmp_path)
+    task = get_task("digits-mlp")
+    model = __import__("benchmark.tasks", fromlist=["build_model"]).build_model(task)
+    model.load_state_dict(torch.load(run_dir(tmp_path, spec.run_id) / "model.pt"))
+    recipe = build_config(Recipe, dict(spec.recipe), "recipe")
+    _, test_loader = make_loaders(load_data("digits"), 64, 1000, 0)
+    expected = evaluate(model, test_loader, loss_function(recipe))
+    assert rec["final_top1"] == pytest.approx(expected["test_top1"])
+    assert abs(rec["achieved_sparsity"] - 0.98) < 1e-3
