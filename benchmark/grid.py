@@ -20,6 +20,7 @@ Format (see grids/quick.toml and docs/grids.md)::
     allocation_args = {}
     args = {}                            # hyperparameters
     sparsities = [0.9]                   # optional: replaces the grid's sparsities for this entry
+    reparams = ["none", "signin"]        # optional: only these [[reparams]] entries (by name)
 
     [[reparams]]                         # optional; default: one entry "none"
     name = "none"
@@ -55,7 +56,7 @@ else:  # pragma: no cover
 TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe",
             "pruners", "reparams", "resources", "task_resources"}
 RESOURCE_KEYS = {"cpus", "gpus"}
-PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "sparsities"}
+PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "sparsities", "reparams"}
 REPARAM_KEYS = {"name", "args"}
 
 
@@ -173,6 +174,14 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
         p_sparsities = _list(p.get("sparsities", sparsities), f"{pw}.sparsities", (int, float))
         if not pcls.uses_sparsity:
             p_sparsities, allocations = [0.0], ["global"]
+        # optional: restrict this pruner to some of the grid's [[reparams]] entries (by name)
+        only = _list(p["reparams"], f"{pw}.reparams", str) if "reparams" in p else None
+        if only is not None:
+            names = [r.get("name") for r in reparam_entries if isinstance(r, dict)]
+            for n in only:
+                if n not in names:
+                    raise ConfigError(f"{pw}.reparams names {n!r}, which is not a [[reparams]] entry of the grid "
+                                      f"{names}{did_you_mean(n, [str(x) for x in names])}")
         for j, r in enumerate(reparam_entries):
             rw = f"{where}: reparams[{j}]"
             if not isinstance(r, dict):
@@ -180,6 +189,8 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
             _unknown(set(r), REPARAM_KEYS, rw)
             if "name" not in r or not isinstance(r["name"], str):
                 raise ConfigError(f"{rw} needs name = \"<reparam>\"; run 'sparsebench list reparams'")
+            if only is not None and r["name"] not in only:
+                continue
             for task in tasks:
                 rec = {**recipe, **task_recipe.get(task, {})}
                 for alloc in allocations:

@@ -102,3 +102,13 @@ def test_results_schema_doc_matches_the_code():
 
     doc = (Path(__file__).parents[2] / "docs" / "results-schema.md").read_text()
     assert doc.endswith(schema_markdown())
+
+
+def test_a_pruner_entry_can_restrict_its_reparams():
+    g = expand_grid(grid(pruners=[{"name": "random", "reparams": ["none"]},
+                                  {"name": "magnitude"}],
+                         reparams=[{"name": "none"}, {"name": "ham"}]))
+    pairs = {(s.pruner, s.reparam) for s in g.specs}
+    assert pairs == {("random", "none"), ("magnitude", "none"), ("magnitude", "ham")}
+    with pytest.raises(ConfigError, match="not a \\[\\[reparams\\]\\] entry"):
+        expand_grid(grid(pruners=[{"name": "random", "reparams": ["signin"]}]))
