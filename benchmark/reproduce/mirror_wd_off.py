@@ -75,7 +75,7 @@ def _run(dose: float, t_off: float, X, y, x_star, lr: float, steps: int, record:
           "gives a sparser solution; the bias persists after switch-off")
 def run(quick: bool, out_dir: Path) -> Result:
     X, y, x_star = sparse_regression(n_samples=40, n_features=100, k=5, data_seed=0)
-    lr, steps, record = (0.03, 2000, 20) if quick else (0.02, 10000, 50)
+    lr, steps, record = (0.03, 1500, 20) if quick else (0.02, 10000, 50)
     if quick:
         grid = [(0.0, 0.5), (1.0, 0.15), (2.5, 0.15), (2.5, 0.3)]
     else:
@@ -153,7 +153,7 @@ def run(quick: bool, out_dir: Path) -> Result:
         "multiplies m² − w² by (1 − η²(∂f/∂x)²) — visible in the dose-0 row, whose γ drifts with no weight decay at all. "
         "So the law holds for the mean up to the listed error, and per coordinate (`gamma_law_rel_error`, the max "
         "over coordinates) less tightly; PAPERS.md asks for an exact check, which only the flow satisfies.",
-        *(["This is the --quick size: doses 1 and 2.5 with t_off 0.15 / 0.3, lr 0.03, 2000 steps."] if quick else []),
+        *(["This is the --quick size: doses 1 and 2.5 with t_off 0.15 / 0.3, lr 0.03, 1500 steps."] if quick else []),
     ]
     return Result(table=table, figure=fig_path,
                   published="equal cumulative ∫α ends with the same bias; the bias type moves L2 → L1 with ∫α; the change "

@@ -95,7 +95,7 @@ def run(quick: bool, out_dir: Path) -> Result:
     from benchmark.tasks import load_data
 
     seeds = list(range(3 if quick else 10))
-    pre_steps, ft_steps = (1500, 1500) if quick else (10000, 10000)
+    pre_steps, ft_steps = (1000, 1000) if quick else (10000, 10000)
     pre_lr, ft_lr, density, width = 2.0, 1.0, 0.2, 20
     pre = load_data("teacher-student", d=2, n_train=100, n_test=1000, teacher_neurons=DEFAULT_TEACHER, data_seed=0)
     ft = load_data("teacher-student", d=2, n_train=100, n_test=1000,
@@ -168,7 +168,7 @@ def run(quick: bool, out_dir: Path) -> Result:
         "step, loss ½·MSE — with plain MSE the published pretraining lr 2 diverged in our first run).  The absolute numbers depend on them, so only the comparison is expected to carry over.",
         "The update is plain GD on the selected entries, as the toy describes; NanoAdam itself (Adam moments, mask "
         "interval, head excluded) is what the `nanoadam` reparam implements for real networks.",
-        *(["This is the --quick size: 3 seeds, 1500 pretraining and 1500 fine-tuning steps."] if quick else []),
+        *(["This is the --quick size: 3 seeds, 1000 pretraining and 1000 fine-tuning steps."] if quick else []),
     ]
     return Result(table=table, figure=fig_path,
                   published="small weights: test loss 0.0094 ± 0.012, ℓ2 shift 0.027; large gradients: 0.017 ± 0.015, "

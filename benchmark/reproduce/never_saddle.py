@@ -95,7 +95,7 @@ def _balance(q: float, X, y, lr: float, wd: float, steps: int, seed: int = 1) ->
           "long before GD; escape time scales like λ^{−q(L−1)}; the balance law holds with decoupled weight decay")
 def run(quick: bool, out_dir: Path) -> Result:
     X, y, x_star = sparse_regression(n_samples=100, n_features=300, k=10, data_seed=0)
-    lams = [0.4, 0.2] if quick else [0.4, 0.28, 0.2, 0.14, 0.1]
+    lams = [0.5, 0.25] if quick else [0.4, 0.28, 0.2, 0.14, 0.1]
     lr = 2e-3
     max_steps = 6000 if quick else 40000
     record = 20 if quick else 50
@@ -119,16 +119,19 @@ def run(quick: bool, out_dir: Path) -> Result:
     fits = {m: (slope(m, "escape_steps"), -slope(m, "first_step_speed")) for m in table.method.unique()}
     gd, sd = table[table.q == 2.0].set_index("lam"), table[table.q == 1.0].set_index("lam")
     gd_steps = gd.escape_steps.fillna(max_steps)  # a capped GD run escaped later than the cap
-    bal_steps = 1500 if quick else 6000
+    # the law is for the flow: check it at two step sizes with the same ∫α = η·α·steps and see the error shrink
+    bal_steps = 400 if quick else 3000
     balance = {q: _balance(q, X, y, lr, wd=0.5, steps=bal_steps) for q in (2.0, 1.0)}
+    fine = {q: _balance(q, X, y, lr / 4, wd=0.5, steps=4 * bal_steps) for q in (2.0, 1.0)}
     pred = {"GD (q = 2)": 4.0, "sign descent (q = 1)": 2.0}
     checks = {
         "sign descent escapes at least 5× sooner than GD at the smallest λ":
             bool(sd.escape_steps.loc[min(lams)] * 5 <= gd_steps.loc[min(lams)]),
         "escape-step exponents within ±25 % of q(L − 1) (4 for GD, 2 for sign descent)":
             all(abs(fits[m][0] - pred[m]) <= 0.25 * pred[m] for m in pred),
-        "balance law with decoupled weight decay: max relative error < 1 % (GD and sign descent)":
-            all(b["max_rel_error"] < 0.01 for b in balance.values()),
+        "balance law with decoupled weight decay: max relative error < 1 % at η/4 and shrinking with η (GD and sign "
+        "descent)": all(fine[q]["max_rel_error"] < 0.01 and fine[q]["max_rel_error"] < balance[q]["max_rel_error"]
+                        for q in balance),
     }
     verdict = all(checks.values())
     table["escape_exponent_fit"] = table.method.map(lambda m: fits[m][0])
@@ -163,8 +166,9 @@ def run(quick: bool, out_dir: Path) -> Result:
             f"{' (capped)' if bool(gd.escape_capped.loc[min(lams)]) else ''}, sign descent {sd.escape_steps.loc[min(lams)]:.0f}; "
             f"fitted exponents GD {fits['GD (q = 2)'][0]:.2f} (law 4), sign descent {fits['sign descent (q = 1)'][0]:.2f} "
             f"(law 2); first-step speed exponents {fits['GD (q = 2)'][1]:.2f} / {fits['sign descent (q = 1)'][1]:.2f}; "
-            f"balance law max relative error GD {balance[2.0]['max_rel_error']:.1e}, sign descent "
-            f"{balance[1.0]['max_rel_error']:.1e}")
+            f"balance law max relative error at η = {lr:g} / {lr / 4:g}: GD {balance[2.0]['max_rel_error']:.1e} / "
+            f"{fine[2.0]['max_rel_error']:.1e}, sign descent {balance[1.0]['max_rel_error']:.1e} / "
+            f"{fine[1.0]['max_rel_error']:.1e}")
     verdict_line = ("Holds. " if verdict else "Holds only in part. ") + "; ".join(
         f"{k} — {'yes' if v else 'NO'}" for k, v in checks.items())
     setting = (
@@ -176,7 +180,8 @@ def run(quick: bool, out_dir: Path) -> Result:
         f"its value at the saddle (cap {max_steps} steps).  `first_step_speed` = ‖x₁ − x₀‖/η, the escape velocity "
         f"μ‖·‖ whose λ-exponent is q(L − 1) by construction.\n"
         f"* Balance law: from a random non-saddle init (w₁ ~ 0.2·N(0, 1), w₂, w₃ ~ 0.5 + 0.2·U[0, 1], seed 1), "
-        f"decoupled weight decay α = 0.5, η = {lr:g}, {bal_steps} steps (∫α = {balance[2.0]['dose']:g}); the final "
+        f"decoupled weight decay α = 0.5, η = {lr:g} for {bal_steps} steps and η = {lr / 4:g} for {4 * bal_steps} steps "
+        f"(both ∫α = {balance[2.0]['dose']:g}); the final "
         f"|w_i|^q − |w_j|^q of every pair is compared with the initial difference × exp(−q∫α) on the coordinates "
         f"whose factors never changed sign ({balance[1.0]['stable']} of {balance[1.0]['n']} for sign descent, "
         f"{balance[2.0]['stable']} for GD).")
@@ -186,10 +191,11 @@ def run(quick: bool, out_dir: Path) -> Result:
         "alone: once w₁ has grown, all three factors grow together (for GD, w₁ = λ tan(λct) blows up at t ≈ π/(2λc)), "
         "so the fitted escape-time exponents come out well below 4 and 2 — the scaling part of the claim does not "
         "hold for this definition of escape time.  The paper's own definition of the escape time is not in PAPERS.md.",
-        "The balance law is exact for the flow; our steps are discrete (q = 1: exact factor Π(1 − ηα) instead of "
-        "exp(−∫α); q = 2: an extra O(η²) term), which the 1 % tolerance covers.",
+        "The balance law is exact for the flow; our steps are discrete (q = 1: the factor Π(1 − ηα) instead of "
+        "exp(−∫α); q = 2: also an O(η²‖∇‖²) term per step), so we check it at two step sizes with the same ∫α: the "
+        "error must fall below 1 % at η/4 and shrink with η.",
         "Data sparsity (10) and the learning rate are our choices; the paper's are not public in PAPERS.md.",
-        *(["This is the --quick size: λ ∈ {0.4, 0.2}, cap 6000 steps, balance law over 1500 steps."] if quick else []),
+        *(["This is the --quick size: λ ∈ {0.5, 0.25}, cap 6000 steps, balance law over 400 / 1600 steps."] if quick else []),
     ]
     return Result(table=table, figure=fig_path,
                   published="sign descent escapes the saddle much earlier than GD at small learning rates; escape "
