@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # (name, SQLite type, unit, description). JSON columns hold JSON text.
 COLUMNS: list[tuple[str, str, str, str]] = [
@@ -55,6 +55,8 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("flops_sparse", "REAL", "FLOPs/sample", "inference FLOPs of the final sparse model"),
     ("inference_flops_rel", "REAL", "fraction", "flops_sparse / flops_dense"),
     ("train_flops_rel", "REAL", "fraction", "training FLOPs relative to dense training (RigL counting)"),
+    ("sparse_speedup", "REAL", "×", "dense / CSR inference latency of the final model on one test batch (CPU), "
+     "when analysis.sparse_latency is set"),
     ("sign_flips", "INTEGER", "weights", "kept weights whose sign differs from initialisation at the end"),
     ("sign_flips_layer", "JSON", "weights", "sign flips per layer"),
     ("graphon", "JSON", "", "graphon / NTK summary when the analysis was requested"),
