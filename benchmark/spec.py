@@ -20,7 +20,10 @@ from pruners.registry import ConfigError, build_config, config_dict, did_you_mea
 from reparam import REPARAMS
 
 SPEC_VERSION = 1
-ANALYSIS_DEFAULTS: dict[str, Any] = {"graphon": False}
+ANALYSIS_DEFAULTS: dict[str, Any] = {"graphon": False, "sparse_latency": False}
+# Keys added after runs were recorded: left out of the spec while at their default, so earlier run ids
+# stay valid (sparse_latency only measures the final model; it changes no mask or metric).
+ANALYSIS_OMIT_AT_DEFAULT = frozenset({"sparse_latency"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +125,7 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
                               f"valid: {', '.join(ANALYSIS_DEFAULTS)}")
         from pruners.registry import coerce_value
         an[key] = coerce_value(f"analysis {key}", value, ANALYSIS_DEFAULTS[key])
+    an = {k: v for k, v in an.items() if not (k in ANALYSIS_OMIT_AT_DEFAULT and v == ANALYSIS_DEFAULTS[k])}
     return RunSpec(
         task=t.name, pruner=pruner, sparsity=float(sparsity), seed=int(seed),
         allocation=allocation, reparam=reparam,
