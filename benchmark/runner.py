@@ -330,6 +330,10 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner),
                     "connectivity": {k: conn[k] for k in ("effective_layer_density", "dead_neurons_layer",
                                                           "collapsed_layers")}}
+    if spec.analysis.get("sparse_latency"):  # measured CSR vs dense inference on one test batch (CPU)
+        from benchmark.sparse_export import sparse_speedup
+
+        rec["sparse_speedup"] = sparse_speedup(model, final, next(iter(test_loader))[0])["speedup"]
     if spec.analysis.get("graphon"):  # per-layer graphon statistics + NTK metrics on a fixed batch (MLPs)
         from benchmark.analysis import run_graphon_summary
 

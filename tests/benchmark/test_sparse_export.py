@@ -73,3 +73,21 @@ def test_sparse_speedup_reports_both_latencies():
     model, masks = _masked_mlp(0.05, dtype=torch.float32)
     r = sparse_speedup(model, masks, torch.randn(8, 1, 6, 6), reps=2, inner=1, warmup=1)
     assert r["dense_s"] > 0 and r["sparse_s"] > 0 and r["speedup"] > 0
+
+
+def test_runner_records_sparse_speedup_only_when_asked(tmp_path):
+    from benchmark.runner import execute
+    from benchmark.spec import make_spec
+
+    recipe = {"epochs": 1, "max_train_batches": 2}
+    plain = make_spec("digits-mlp", pruner="random", sparsity=0.9, allocation="uniform", recipe=recipe)
+    asked = make_spec("digits-mlp", pruner="random", sparsity=0.9, allocation="uniform", recipe=recipe,
+                      analysis={"sparse_latency": True})
+    # the key is left out of the spec at its default, so earlier run ids stay valid
+    assert "sparse_latency" not in plain.analysis and asked.run_id != plain.run_id
+    r0 = execute(plain, tmp_path)
+    r1 = execute(asked, tmp_path)
+    assert r0["status"] == r1["status"] == "ok", (r0["reason"], r1["reason"])
+    assert r0["sparse_speedup"] is None
+    assert r1["sparse_speedup"] > 0
+    assert r1["final_top1"] == r0["final_top1"]  # a measurement only: same training, same result
