@@ -24,6 +24,8 @@ Aggregated columns (:func:`aggregate`), over the runs with status ``ok`` of one
 * ``train_flops_rel``: training FLOPs relative to dense training (schema column, RigL counting);
   ``train_time_rel``: mean training wall time divided by the dense runs' mean of the same task and
   optimiser (hardware-dependent; for reference).
+* ``sparse_speedup``: measured dense / CSR inference latency (schema column, runs with
+  ``analysis.sparse_latency``; NaN otherwise), beside ``inference_flops_rel`` (the theoretical ratio).
 * ``collapsed``: ok runs with a collapsed layer; ``diverged`` / ``failed``: runs with that status.
 * ``run_ids``: every run behind the row (all statuses), sorted.
 """
@@ -43,7 +45,7 @@ STD_DDOF = 1
 COLUMNS = GROUP + [
     "family", "pruner", "allocation", "reparam", "seeds", "runs", "top1_mean", "top1_std", "rank",
     "gap_to_dense", "dense_top1", "achieved_sparsity", "train_flops_rel", "train_time_rel",
-    "inference_flops_rel", "loss_mean", "collapsed", "diverged", "failed", "run_ids",
+    "inference_flops_rel", "sparse_speedup", "loss_mean", "collapsed", "diverged", "failed", "run_ids",
 ]
 
 # recipe keys compared to tell apart runs of one task trained differently (spec["recipe"] when present)
@@ -217,7 +219,9 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
             rank=None, gap_to_dense=mean - dense_top1, dense_top1=dense_top1,
             achieved_sparsity=_mean(ok["achieved_sparsity"]), train_flops_rel=_mean(ok["train_flops_rel"]),
             train_time_rel=time / dense_time if dense_time and dense_time > 0 else float("nan"),
-            inference_flops_rel=_mean(ok["inference_flops_rel"]), loss_mean=_mean(ok["final_test_loss"]),
+            inference_flops_rel=_mean(ok["inference_flops_rel"]),
+            sparse_speedup=_mean(ok["sparse_speedup"]) if "sparse_speedup" in ok else float("nan"),
+            loss_mean=_mean(ok["final_test_loss"]),
             collapsed=int(pd.to_numeric(ok["collapse"], errors="coerce").fillna(0).astype(int).sum()),
             diverged=int((sub["status"] == "diverged").sum()), failed=int((sub["status"] == "failed").sum()),
             run_ids=tuple(sorted(str(x) for x in sub["run_id"]))))
@@ -252,11 +256,12 @@ def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
         "seeds": agg["seeds"].astype(int).astype(str),
         "Δ dense": agg["gap_to_dense"].map(lambda v: _fmt(v, "+.2f")),
         "train FLOPs": agg["train_flops_rel"].map(lambda v: _fmt(v, ".3f")),
+        "CSR speed-up": agg["sparse_speedup"].map(lambda v: _fmt(v, ".2f")),
         "train time": agg["train_time_rel"].map(lambda v: _fmt(v, ".2f")),
         "collapsed": agg["collapsed"].astype(int).astype(str),
         "diverged/failed": [f"{d}/{f}" for d, f in zip(agg["diverged"], agg["failed"])],
     }, columns=["task", "rank", "method", "optimizer", "target (%)", "achieved (%)", "top-1 (%)", "seeds",
-                "Δ dense", "train FLOPs", "train time", "collapsed", "diverged/failed"])
+                "Δ dense", "train FLOPs", "CSR speed-up", "train time", "collapsed", "diverged/failed"])
 
 
 def machine_frame(agg: pd.DataFrame) -> pd.DataFrame:
