@@ -13,7 +13,6 @@ import json
 import multiprocessing as mp
 import os
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,44 +25,12 @@ from benchmark.grid import expand_grid
 from benchmark.runfolder import iter_results, read_result, run_dir
 from benchmark.store import Store
 
-FAULTY = textwrap.dedent('''
-    """Test-only pruner: magnitude scores, or a fault chosen by ``mode``."""
-    import os
-    import time
-    from dataclasses import dataclass
-
-    import torch
-
-    from pruners import PRUNERS, register_pruner
-    from pruners.basic import Magnitude
-
-    if "test-faulty" not in PRUNERS:
-        @register_pruner("test-faulty")
-        @dataclass
-        class Faulty(Magnitude):
-            mode: str = "none"
-            marker: str = ""
-
-            def scores(self, model, ctx):
-                if self.mode == "exit" and self.marker and os.path.exists(self.marker):
-                    os._exit(3)
-                if self.mode == "raise":
-                    raise ValueError("scores exploded on purpose")
-                if self.mode == "oom":
-                    raise MemoryError()
-                if self.mode == "oom-torch":
-                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-                if self.mode == "sleep":
-                    time.sleep(600)
-                return super().scores(model, ctx)
-''')
+FAULTY = Path(__file__).with_name("faulty_plugin.py")
 
 
 @pytest.fixture
-def faulty(tmp_path_factory, monkeypatch):
-    path = tmp_path_factory.mktemp("plugin") / "faulty_pruner.py"
-    if not path.exists():
-        path.write_text(FAULTY)
+def faulty(monkeypatch):
+    path = FAULTY
     monkeypatch.setenv(IMPORTS_ENV, str(path))
     load_worker_imports([str(path)])
     return path
@@ -235,6 +202,13 @@ def test_status_shows_every_state_with_reasons(tmp_path, capsys, faulty):
                       "total": 4}
     assert "failed      digits-mlp test-faulty s=0.5 seed=0: ValueError: scores exploded on purpose" in text
     assert "interrupted" in text and "no progress for" in text
-    # without the grid: the folders only; a new grid entry would be pending
+    # a grid entry without a folder is pending; without the grid only the folders count
+    from benchmark.spec import make_spec
+    from benchmark.status import run_statuses
+
+    extra = make_spec(task="digits-mlp", pruner="random", sparsity=0.7, recipe={"epochs": 1})
+    states = [s.state for s in run_statuses(out, [*specs, extra], "t")]
+    assert states == ["failed", "running", "done", "interrupted", "pending"]
+    assert sorted(s.state for s in run_statuses(out)) == ["done", "failed", "interrupted", "running"]
     assert main(["status", str(out)]) == 0
-    assert read_result(run_dir(out, specs[0].run_id))["status"] in ("ok", "failed")
+    assert read_result(run_dir(out, specs[0].run_id))["status"] == "failed"

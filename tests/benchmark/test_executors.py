@@ -1,0 +1,180 @@
+"""Executors: one interface (local, Ray, Slurm via submitit); every executor writes the same run
+folders and the driver alone writes the store.  Ray tests start a local Ray (num_cpus=2); Slurm
+tests go through submitit's local executor, i.e. the real job-array submission path."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.driver import run_grid
+from benchmark.executors import EXECUTORS, Executor, LocalExecutor
+from benchmark.executors.base import IMPORTS_ENV, load_worker_imports
+from benchmark.executors.slurm import parse_time
+from benchmark.grid import Resources, expand_grid
+from benchmark.runfolder import iter_results
+from benchmark.store import Store
+from pruners.registry import ConfigError
+
+ROOT = Path(__file__).parents[2]
+FAULTY = Path(__file__).with_name("faulty_plugin.py")
+
+
+@pytest.fixture
+def faulty(monkeypatch):
+    path = FAULTY
+    monkeypatch.setenv(IMPORTS_ENV, str(path))
+    load_worker_imports([str(path)])
+    return path
+
+
+def _grid(entries, sparsities=(0.5,), **extra):
+    raw = {"name": "ex", "tasks": ["digits-mlp"], "sparsities": list(sparsities), "seeds": [0],
+           "recipe": {"epochs": 1, "max_train_batches": 4},
+           "pruners": [{"name": "test-faulty", "args": a} for a in entries], **extra}
+    return expand_grid(raw)
+
+
+def _modes(out):
+    return {r["pruner_args"]["mode"]: r for r in iter_results(out)}
+
+
+def test_registry_has_three_executors_sharing_one_interface():
+    assert {"local", "ray", "slurm"} <= set(EXECUTORS.names())
+    for name in ("local", "ray", "slurm"):
+        cls = EXECUTORS.get(name)
+        assert issubclass(cls, Executor) and cls.run is not Executor.run
+    # executor-specific CLI options are disjoint, so each one has a single owner
+    owners = [o for n in ("local", "ray", "slurm") for o in EXECUTORS.get(n).cli_options]
+    assert len(owners) == len(set(owners))
+
+
+def test_grid_resources_per_task(faulty):
+    g = _grid([{"mode": "none"}], resources={"cpus": 2}, task_resources={"digits-mlp": {"gpus": 0.5}})
+    assert list(g.resources.values()) == [Resources(cpus=2.0, gpus=0.5)]
+    assert _grid([{"mode": "none"}]).resources[g.specs[0].run_id] == Resources(1.0, 0.0)
+    # resources are not part of the run's identity
+    assert g.specs[0].run_id == _grid([{"mode": "none"}]).specs[0].run_id
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30:00", 90), ("2-00:00:00", 2880), ("1-12", 2160),
+                                           ("5:30", 6)])
+def test_slurm_time_formats(text, minutes):
+    assert parse_time(text) == minutes
+
+
+def test_slurm_time_refuses_garbage():
+    with pytest.raises(ConfigError, match="is not a Slurm time limit"):
+        parse_time("an hour")
+
+
+# --------------------------------------------------------------------------------------------- Ray
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sparsebench[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_runs_a_grid_and_records_faults(tmp_path, faulty, ray_cluster):
+    from benchmark.executors.ray import RayExecutor
+
+    marker = tmp_path / "die"
+    marker.write_text("")
+    grid = _grid([{"mode": "none"}, {"mode": "raise"}, {"mode": "exit", "marker": str(marker)}],
+                 resources={"cpus": 1, "gpus": 0})
+    out = tmp_path / "out"
+    report = run_grid(grid.specs, out, RayExecutor(), grid="ex", progress=False, echo=lambda line: None,
+                      resources=grid.resources)
+    assert report.ran == 3 and report.status == {"ok": 1, "failed": 2}
+    recs = _modes(out)
+    assert recs["none"]["status"] == "ok" and recs["none"]["final_top1"] is not None
+    assert recs["raise"]["reason"] == "ValueError: scores exploded on purpose"
+    assert recs["exit"]["reason"].startswith("worker process died")
+    assert Store(out).check() == []
+    # the same runs through the local executor give the same result (run = pure function of spec)
+    local_out = tmp_path / "local"
+    good = [s for s in grid.specs if s.pruner_args["mode"] == "none"]
+    run_grid(good, local_out, LocalExecutor(), grid="ex", progress=False, echo=lambda line: None)
+    assert _modes(local_out)["none"]["final_top1"] == recs["none"]["final_top1"]
+
+
+def test_sigkill_of_a_ray_driver_then_rerun_completes(tmp_path, ray_cluster):
+    """The driver joins the running Ray (--address); SIGKILL it mid-grid; the rerun completes the
+    grid with every run exactly once."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "t"\ntasks = ["digits-mlp"]\nsparsities = [0.3, 0.5, 0.7, 0.9]\nseeds = [0]\n'
+                    '[recipe]\nepochs = 1\nmax_train_batches = 6\n[[pruners]]\nname = "random"\n')
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmark", "run", str(grid), "--out", str(out), "--no-progress",
+           "--executor", "ray", "--address", address]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(out.glob("runs/*/result.json"))) < 1:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(out.glob("runs/*/result.json")))
+    assert 1 <= done_before < 4, "the kill must land in the middle of the grid"
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert len(list(out.glob("runs/*/result.json"))) == 4
+    con = sqlite3.connect(out / "results.db")
+    ids = [r[0] for r in con.execute("SELECT run_id FROM runs")]
+    con.close()
+    assert len(ids) == len(set(ids)) == 4
+    assert Store(out).check() == []
+    print(f"ray SIGKILL: {done_before} of 4 runs finished before the kill")
+
+
+# ------------------------------------------------------------------------------------------- Slurm
+def test_slurm_job_array_records_results_and_a_dead_job(tmp_path, faulty, capsys):
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'sparsebench[slurm]')")
+    marker = tmp_path / "die"
+    marker.write_text("")
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "s"\ntasks = ["digits-mlp"]\nsparsities = [0.5]\n[recipe]\nepochs = 1\n'
+                    'max_train_batches = 4\n[[pruners]]\nname = "test-faulty"\n[[pruners]]\nname = "test-faulty"\n'
+                    f'args = {{ mode = "exit", marker = "{marker}" }}\n')
+    out = tmp_path / "out"
+    rc = main(["run", str(grid), "--out", str(out), "--no-progress", "--executor", "slurm",
+               "--slurm-cluster", "local", "--time", "10"])
+    assert rc == 0
+    recs = _modes(out)
+    assert recs["none"]["status"] == "ok"
+    assert recs["exit"]["status"] == "failed" and recs["exit"]["reason"].startswith("worker process died (job ")
+    jobs = [json.loads(line) for line in (out / "slurm" / "jobs.jsonl").read_text().splitlines()]
+    assert sorted(j["run_id"] for j in jobs) == sorted(r["run_id"] for r in recs.values())
+    assert Store(out).check() == []
+
+
+def test_slurm_detach_then_collect(tmp_path, capsys):
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'sparsebench[slurm]')")
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "d"\ntasks = ["digits-mlp"]\nsparsities = [0.5, 0.9]\n[recipe]\nepochs = 1\n'
+                    'max_train_batches = 4\n[[pruners]]\nname = "random"\n')
+    out = tmp_path / "out"
+    rc = main(["run", str(grid), "--out", str(out), "--no-progress", "--executor", "slurm",
+               "--slurm-cluster", "local", "--detach"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "submitted 2" in text and f"sparsebench collect {out}" in text
+    assert Store(out).rows() == []          # the driver did not wait
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(out.glob("runs/*/result.json"))) < 2:
+        time.sleep(0.2)
+    assert main(["collect", str(out)]) == 0
+    assert "2 finished run(s) added to the store" in capsys.readouterr().out
+    assert len(Store(out).rows()) == 2 and Store(out).check() == []
+    # a rerun finds everything done
+    assert main(["run", str(grid), "--out", str(out), "--no-progress"]) == 0
+    assert "2 already done, ran 0" in capsys.readouterr().out
