@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from pruners.enforce import mark_grad_zero_where_masked
 from pruners.hooks import Callback, TrainState
 from pruners.masks import Masks, PRUNABLE_MODULES, prunable_parameters
 from pruners.registry import ConfigError
@@ -203,6 +204,8 @@ class FactorizedReparam(Reparam):
             parametrize.register_parametrization(module, "weight", Factorized(gamma), unsafe=True)
         self._model = model
         self._pairs = factor_pairs(model)
+        # both factors are zero at every pruned entry, so their gradients are zero there already
+        mark_grad_zero_where_masked(*(p for pair in self._pairs.values() for p in pair))
         with torch.no_grad():
             for name, (m, w) in self._pairs.items():
                 if name in masks:

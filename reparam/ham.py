@@ -111,18 +111,26 @@ class HamOptimizer(OptimizerWrapper):
         if self.alpha == 0.0 and self.beta == 0.0:
             return loss
         for group, params, grads in saved:
+            if not params:
+                continue
             lr = float(group["lr"])
-            for p, g in zip(params, grads):
-                # e = −η (α sign(θ_{k+½}) ∇f(θ_k) + β): one allocation, four in-place passes
-                e = torch.sign(p)
-                torch.addcmul(torch.tensor(-lr * self.beta, dtype=p.dtype, device=p.device), e, g,
-                              value=-lr * self.alpha, out=e)
+            # e = −η (α sign(θ_{k+½}) ∇f(θ_k) + β), then θ ← θ ⊙ exp(clamp(e)).  The same elementwise
+            # kernels as a per-tensor loop, batched over the group's matrices with torch._foreach_*
+            # (one dispatch per operation instead of one per tensor; issue 10).
+            es = torch._foreach_sign(params)
+            shift: dict[tuple, torch.Tensor] = {}   # −ηβ as a 0-dim tensor, one per dtype / device
+            for e, g in zip(es, grads):
+                key = (e.dtype, e.device)
+                if key not in shift:
+                    shift[key] = torch.tensor(-lr * self.beta, dtype=e.dtype, device=e.device)
+                torch.addcmul(shift[key], e, g, value=-lr * self.alpha, out=e)
                 if self.clamp > 0:
                     e.clamp_(-self.clamp, self.clamp)
-                e.exp_()
-                if self.keep_zeros and self.clamp <= 0:
+            torch._foreach_exp_(es)
+            if self.keep_zeros and self.clamp <= 0:
+                for p, e in zip(params, es):
                     e.masked_fill_(p == 0, 1.0)
-                p.mul_(e)
+            torch._foreach_mul_(params, es)
             if self.max_norm > 0 and params:
                 norms = torch.stack(torch._foreach_norm(params))
                 if bool((norms > self.max_norm).any()):  # one host sync per step
