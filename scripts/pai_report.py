@@ -63,7 +63,7 @@ def report(out: Path) -> str:
         dense = tdf[tdf["pruner"] == "dense"]["final_top1"]
         lines.append(f"### {task}\n")
         if len(dense):
-            lines.append(f"Dense (same reduced recipe): **{dense.mean():.2f} ± {dense.std(ddof=0):.2f}** % "
+            lines.append(f"Dense (same reduced recipe): **{dense.mean():.2f} ± {dense.std(ddof=1):.2f}** % "
                          f"({len(dense)} seeds).\n")
         sp = tdf[tdf["pruner"] != "dense"]
         g = sp.groupby(["target_sparsity", "method"], sort=True)
@@ -72,7 +72,7 @@ def report(out: Path) -> str:
             rows.append({
                 "sparsity (%)": f"{100 * target:g}",
                 "method": method,
-                "top-1 (%)": pm(r["final_top1"].mean(), r["final_top1"].std(ddof=0)),
+                "top-1 (%)": pm(r["final_top1"].mean(), r["final_top1"].std(ddof=1)),
                 "achieved (%)": f"{100 * r['achieved_sparsity'].mean():.3f}",
                 "effective (%)": f"{100 * r['effective_sparsity'].mean():.2f}",
                 "dead units": f"{r['dead_neurons'].mean():.1f}",
