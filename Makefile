@@ -14,7 +14,7 @@ install:
 	$(PIP) install -q -e .
 
 install-test: install
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,ray,slurm]'
 
 # Fashion-MNIST from the Debian package when apt is available (root); otherwise torchvision's
 # download is used on first access (see README, "Data").

@@ -22,11 +22,8 @@ registered by plugins in the driver are registered in every worker too.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import signal
-import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -34,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
 from benchmark.spec import RunSpec
-from pruners.registry import ConfigError, Registry
+from pruners.registry import Registry
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
 
@@ -74,20 +71,16 @@ def worker_imports() -> list[str]:
 
 
 def load_worker_imports(names: list[str] | None = None) -> None:
-    """Import each module name or ``.py`` file once (plugins that register pruners / reparams)."""
+    """Load each plugin target (module name or ``.py`` file) once, through the plugin loader.
+
+    ``pruners.plugins.load_plugin`` keys files by absolute path and reuses a module already imported
+    under another name, so a plugin the driver loaded (and that ``$SPARSEBENCH_PLUGINS`` already
+    makes every worker load) is never executed twice.
+    """
+    from pruners.plugins import load_plugin
+
     for name in names if names is not None else worker_imports():
-        if name.endswith(".py"):
-            mod_name = "sparsebench_worker_" + Path(name).stem
-            if mod_name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(mod_name, name)
-            if spec is None or spec.loader is None:
-                raise ConfigError(f"cannot import worker module {name!r}; check the path")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(name)
+        load_plugin(name)
 
 
 class RunTimeLimit(BaseException):

@@ -14,28 +14,10 @@ import pytest
 
 from benchmark.cli import main
 from pruners import PRUNERS, plugins
-from pruners.registry import REGISTRIES, ConfigError
+from pruners.registry import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SRC = ROOT / "examples" / "plugin-example" / "src"
-
-
-@pytest.fixture(autouse=True)
-def isolated_plugins(monkeypatch):
-    """Every test starts and ends with the built-in registries, no loaded plugin and no $SPARSEBENCH_PLUGINS."""
-    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
-    saved = [(r, dict(r._entries), dict(r._origins), r._discovered) for r in REGISTRIES]
-    loaded = dict(plugins._LOADED)
-    modules = set(sys.modules)
-    yield
-    for r, entries, origins, discovered in saved:
-        r._entries.clear(), r._entries.update(entries)
-        r._origins.clear(), r._origins.update(origins)
-        r._discovered = discovered
-    plugins._LOADED.clear(), plugins._LOADED.update(loaded)
-    for name in set(sys.modules) - modules:
-        if name.startswith(("sparsebench_plugin_", "sparsebench_force", "plugpkg")):
-            sys.modules.pop(name, None)
 
 
 def plugin_file(tmp_path: Path, body: str, name: str = "myplugin.py") -> Path:
