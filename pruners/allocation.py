@@ -10,6 +10,7 @@ are the allocation's options, set from a grid's ``allocation_args``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Mapping
@@ -25,7 +26,10 @@ register_allocation = ALLOCATIONS.register
 
 def stable_order(scores: torch.Tensor) -> torch.Tensor:
     """Flat indices of ``scores`` sorted descending, ties by ascending index (deterministic)."""
-    return torch.sort(scores.detach().reshape(-1).float(), descending=True, stable=True).indices
+    flat = scores.detach().reshape(-1)
+    if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()  # float64 scores (SynFlow's double option) keep their precision
+    return torch.sort(flat, descending=True, stable=True).indices
 
 
 def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:
@@ -103,8 +107,14 @@ class GlobalAllocation(Allocation):
         counts = dict(fixed)
         if not free:
             return counts
-        flat = torch.cat([scores[n].detach().reshape(-1).float().cpu() for n in free])
-        owner = torch.cat([torch.full((scores[n].numel(),), i, dtype=torch.long) for i, n in enumerate(free)])
+        # one sort on the scores' own device (a GPU sorts SynFlow's 100 rounds fast), in the widest
+        # score dtype so float64 scores are not rounded into ties
+        device = scores[free[0]].device
+        dtype = torch.promote_types(torch.float32, functools.reduce(
+            torch.promote_types, (scores[n].dtype for n in free)))
+        flat = torch.cat([scores[n].detach().reshape(-1).to(device=device, dtype=dtype) for n in free])
+        owner = torch.cat([torch.full((scores[n].numel(),), i, dtype=torch.long, device=device)
+                           for i, n in enumerate(free)])
         kept_owner = owner[stable_order(flat)[:budget]]
         per = torch.bincount(kept_owner, minlength=len(free))
         counts.update({n: int(per[i]) for i, n in enumerate(free)})

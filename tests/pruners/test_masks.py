@@ -101,3 +101,11 @@ def test_dense_first_and_last_options():
     assert masks.kept() == 50
     with pytest.raises(ConfigError, match="exceeds the target density"):
         ALLOCATIONS.get("global")(dense_first=True).masks({"a": torch.rand(90), "b": torch.rand(10)}, 0.5)
+
+
+def test_global_allocation_keeps_float64_precision():
+    # two scores that differ only beyond float32 precision must not tie
+    a = torch.tensor([1.0 + 1e-12, 1.0], dtype=torch.float64)
+    b = torch.tensor([1.0 + 2e-12], dtype=torch.float64)
+    masks = ALLOCATIONS.get("global")().masks({"a": a, "b": b}, 1 / 3)
+    assert masks["b"].tolist() == [True] and masks["a"].sum() == 0
