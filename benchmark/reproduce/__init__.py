@@ -110,9 +110,16 @@ def reproduce(name: str, quick: bool = False, out_dir: Path | str = DEFAULT_OUT,
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {str(out)!r} ({exc.strerror}); pass a writable --out") from None
-    t0 = time.perf_counter()
-    result = rep.run(quick, out)
-    result.seconds = time.perf_counter() - t0
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the toys are many tiny full-batch steps: extra threads only add overhead
+    try:
+        t0 = time.perf_counter()
+        result = rep.run(quick, out)
+        result.seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
     result.quick = quick
     if write:
         write_page(rep, result, out)
