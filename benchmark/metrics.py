@@ -54,7 +54,13 @@ def inference_flops(macs: Mapping[str, int], masks: Masks | None = None) -> floa
 
 
 class FlopsTracker(Callback):
-    """Integrates the sparse training cost over epochs (masks may change during training)."""
+    """Integrates the sparse training cost step by step (masks may change during training).
+
+    Every step is charged the inference FLOPs of the masks its forward and backward ran with: the
+    masks in effect at the start of the epoch, then — whenever a schedule replaces the masks
+    (``MaskEnforcer.update`` installs a new masks object; checked by identity after every step, O(1))
+    — the new ones from the next step on.  Changes at the end of an epoch count from the next epoch.
+    """
 
     def __init__(self, macs: Mapping[str, int]) -> None:
         self.macs = dict(macs)
@@ -62,18 +68,31 @@ class FlopsTracker(Callback):
         self._sparse_steps = 0.0
         self._steps = 0
         self._last_step = 0
+        self._cur: Masks | None = None      # the masks the steps since _last_step ran with
+        self._cur_flops = self.dense
 
-    def _accumulate(self, state: TrainState) -> None:
-        steps = state.step - self._last_step
-        self._sparse_steps += steps * inference_flops(self.macs, state.masks.masks)
+    def _switch(self, masks: Masks | None) -> None:
+        self._cur = masks
+        self._cur_flops = inference_flops(self.macs, masks)
+
+    def _accumulate(self, upto: int) -> None:
+        steps = upto - self._last_step
+        self._sparse_steps += steps * self._cur_flops
         self._steps += steps
-        self._last_step = state.step
+        self._last_step = upto
 
     def on_epoch_start(self, state: TrainState) -> None:
         self._last_step = state.step
+        self._switch(state.masks.masks)
+
+    def after_step(self, state: TrainState) -> None:
+        masks = state.masks.masks
+        if masks is not self._cur:  # replaced during this step: this step still ran with the old masks
+            self._accumulate(state.step + 1)
+            self._switch(masks)
 
     def on_epoch_end(self, state: TrainState) -> None:
-        self._accumulate(state)
+        self._accumulate(state.step)
 
     def train_flops_rel(self, extra: float = 0.0) -> float:
         """Training FLOPs relative to dense training of the same length (3 forward-equivalents a step)."""

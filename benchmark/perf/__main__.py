@@ -1,7 +1,8 @@
-"""``python -m benchmark.perf [--write docs/benchmarks.md] [--quick] [--only NAME]`` — the `make bench` suite.
+"""``python -m benchmark.perf [--write docs/benchmarks.md] [--quick] [--only NAME] [--clock auto|wall|cpu]`` —
+the `make bench` suite.
 
 Each section is measured side by side in one run on this machine and rendered as Markdown; with
-``--write`` the sections are assembled into docs/benchmarks.md with the machine, command and date.
+``--write`` the sections are assembled into docs/benchmarks.md with the machine, command, load and date.
 """
 from __future__ import annotations
 
@@ -9,13 +10,24 @@ import argparse
 import datetime as dt
 import importlib
 import sys
+import time
 from pathlib import Path
 
-from benchmark.perf.timing import machine
+from benchmark.perf.timing import QUIET_LOAD, clock_name, load_average, machine, set_clock
 
 # (name, module, function returning a Markdown section); modules are imported lazily.
 SECTIONS = [
     ("step", "benchmark.perf.step", "section"),
+    ("reparam", "benchmark.perf.reparam", "section"),
+    ("optim", "benchmark.perf.optim", "section"),
+    ("maskfb", "benchmark.perf.maskfb", "section"),
+    ("graphon", "graphon.bench", "section"),
+    ("workers", "benchmark.perf.workers", "section"),
+    ("overhead", "benchmark.perf.overhead", "section"),
+    ("memory", "benchmark.perf.memory", "section"),
+    ("sparse", "benchmark.perf.sparse", "section"),
+    ("flops", "benchmark.perf.flops", "section"),
+    ("gpu", "benchmark.perf.flops", "gpu_section"),
 ]
 
 
@@ -23,26 +35,52 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.perf")
     p.add_argument("--write", default=None, help="write the report to this Markdown file")
     p.add_argument("--quick", action="store_true", help="few repetitions (smoke test; numbers are noisy)")
-    p.add_argument("--only", default=None, help="run one section: " + ", ".join(s[0] for s in SECTIONS))
+    p.add_argument("--only", default=None, help="run these sections (comma-separated): "
+                   + ", ".join(s[0] for s in SECTIONS))
+    p.add_argument("--clock", default="auto", choices=("auto", "wall", "cpu"),
+                   help="time steps by wall clock or by the process's CPU time; auto = cpu when the load "
+                        f"average is >= {QUIET_LOAD}")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
+    if only and not only <= {s[0] for s in SECTIONS}:
+        p.error(f"unknown section(s) {', '.join(sorted(only - {s[0] for s in SECTIONS}))}; choose from "
+                + ", ".join(s[0] for s in SECTIONS))
+    import torch
+
+    load0 = load_average()
+    clock = set_clock(args.clock)
+    # CPU time counts the OpenMP threads' busy-waiting, which grows with contention: one thread then
+    if args.threads or clock == "cpu":
+        torch.set_num_threads(args.threads or 1)
+    t0 = time.perf_counter()
     parts = []
     for name, module, fn in SECTIONS:
-        if args.only and name != args.only:
+        if only and name not in only:
             continue
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:
             parts.append(f"## {name}\n\nnot measured: {exc}\n")
             continue
-        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        print(f"measuring {name} ... (load {load_average():.1f})", file=sys.stderr, flush=True)
+        s0 = time.perf_counter()
         text = getattr(mod, fn)(quick=args.quick)
         print(text)
+        print(f"  {name}: {time.perf_counter() - s0:.0f} s", file=sys.stderr, flush=True)
         parts.append(text)
     if args.write:
+        load1 = load_average()
+        quiet = max(load0, load1) < QUIET_LOAD
         head = ["# Benchmarks", "",
-                f"Measured {dt.date.today().isoformat()} on {machine()}.", "",
-                "Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`). Every figure is a "
-                "ratio of two things timed side by side in one run, interleaved, after a warm-up.", ""]
+                f"Measured {dt.date.today().isoformat()} on {machine()}; the suite took "
+                f"{time.perf_counter() - t0:.0f} s. 1-minute load average {load0:.1f} at the start, {load1:.1f} at "
+                f"the end{'' if quiet else ' — the machine was shared with other jobs, so absolute times are inflated and the ratios are noisier than on a quiet machine'}.",
+                "",
+                "Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`; `--quick` for a smoke "
+                "run, `--only step,reparam` for some sections). Every figure is a ratio of two things timed side by "
+                "side in one run, interleaved (rotating order) after a warm-up, median over rounds of the per-round "
+                f"ratio; step timings use {clock_name()}.", ""]
         Path(args.write).write_text("\n".join(head) + "\n" + "\n".join(parts), encoding="utf-8")
     return 0
 

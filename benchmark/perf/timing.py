@@ -68,3 +68,37 @@ def machine() -> str:
         pass
     return (f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} with "
             f"{torch.get_num_threads()} threads; Python {platform.python_version()}")
+
+
+# The clock of every section: set once by ``python -m benchmark.perf --clock`` (default: wall time on a
+# quiet machine, CPU time when the 1-minute load average says other jobs share the cores).
+_CLOCK = {"name": "wall"}
+QUIET_LOAD = 2.5
+
+
+def load_average() -> float:
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def set_clock(name: str) -> str:
+    """``wall`` (time.perf_counter), ``cpu`` (time.process_time) or ``auto`` (cpu when loaded)."""
+    if name == "auto":
+        name = "wall" if load_average() < QUIET_LOAD else "cpu"
+    if name not in ("wall", "cpu"):
+        raise ValueError(f"clock must be wall, cpu or auto, got {name!r}")
+    _CLOCK["name"] = name
+    return name
+
+
+def clock() -> Callable[[], float]:
+    return time.perf_counter if _CLOCK["name"] == "wall" else time.process_time
+
+
+def clock_name() -> str:
+    return ("wall-clock time" if _CLOCK["name"] == "wall"
+            else "CPU time of the process (time.process_time), since the machine was shared")
