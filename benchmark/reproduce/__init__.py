@@ -137,3 +137,4 @@ from benchmark.reproduce import signin_neuron as _signin_neuron  # noqa: E402,F4
 from benchmark.reproduce import never_saddle as _never_saddle  # noqa: E402,F401
 from benchmark.reproduce import mirror_wd_off as _mirror_wd_off  # noqa: E402,F401
 from benchmark.reproduce import nanoadam_toy as _nanoadam_toy  # noqa: E402,F401
+from benchmark.reproduce import graphon_convergence as _graphon_convergence  # noqa: E402,F401
