@@ -63,9 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             parts.append(f"## {name}\n\nnot measured: {exc}\n")
             continue
+        func = getattr(mod, fn, None)
+        if func is None:
+            parts.append(f"## {name}\n\nnot measured: {module} has no {fn}()\n")
+            continue
         print(f"measuring {name} ... (load {load_average():.1f})", file=sys.stderr, flush=True)
         s0 = time.perf_counter()
-        text = getattr(mod, fn)(quick=args.quick)
+        text = func(quick=args.quick)
         print(text)
         print(f"  {name}: {time.perf_counter() - s0:.0f} s", file=sys.stderr, flush=True)
         parts.append(text)

@@ -25,7 +25,7 @@ def test_perf_quick_step_smoke(tmp_path):
     assert text.startswith("# Benchmarks") and "Command: `make bench`" in text
     assert "## Masked training step vs dense step" in text
     rows = [ln for ln in text.splitlines() if ln.startswith("| LeNet-300-100") or ln.startswith("| ResNet-20")]
-    assert len(rows) == 4
+    assert len(rows) == 5  # 2 models × SGD, AdamW, plus fused AdamW on LeNet-300-100
 
 
 def test_perf_unknown_section_is_refused():
