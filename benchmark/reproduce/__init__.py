@@ -138,3 +138,6 @@ from benchmark.reproduce import never_saddle as _never_saddle  # noqa: E402,F401
 from benchmark.reproduce import mirror_wd_off as _mirror_wd_off  # noqa: E402,F401
 from benchmark.reproduce import nanoadam_toy as _nanoadam_toy  # noqa: E402,F401
 from benchmark.reproduce import graphon_convergence as _graphon_convergence  # noqa: E402,F401
+from benchmark.reproduce import graphon_ntk as _graphon_ntk  # noqa: E402,F401
+from benchmark.reproduce import synflow_collapse as _synflow_collapse  # noqa: E402,F401
+from benchmark.reproduce import signin_ham_table as _signin_ham_table  # noqa: E402,F401
