@@ -107,8 +107,20 @@ def section(quick: bool = False) -> str:
              f"{100 * mean['part:final evaluation'] / mean['total']:.1f} % |"]
     for k in sorted(k for k in mean if k.startswith("part:") and k != "part:final evaluation"):
         lines.append(f"| — {k[5:]} | {mean[k]:.4f} | {100 * mean[k] / mean['total']:.2f} % |")
+    ck = mean.get("part:checkpoints", 0.0)
+    no_ck = (mean["overhead"] - ck) / (mean["total"] - ck)
     lines += ["", f"Framework overhead (everything but training, evaluation and the pruner): "
                   f"**{100 * frac:.1f} %** of the run (target ≤ {100 * TARGET:.0f} %: "
                   f"{'meets' if frac <= TARGET else 'misses'}). First run of the process (dataset load "
-                  f"included): {100 * m['first']['fraction']:.1f} %.", ""]
+                  f"included): {100 * m['first']['fraction']:.1f} %.",
+              "",
+              f"Without the per-epoch checkpoints the overhead would be {100 * no_ck:.1f} %. A checkpoint (model, "
+              "optimiser, callbacks, RNG; written atomically with an fsync) costs ~10–20 ms on this disk, while a "
+              "`digits-mlp` epoch trains in ~50 ms, so resumability is most of the overhead of this tiny task (on tasks whose epochs take "
+              "seconds, such as `fmnist-lenet300`, the same checkpoint is a correspondingly smaller share). The fix belongs to the "
+              "checkpoint policy (e.g. checkpoint at most every N seconds; resuming from an older checkpoint gives "
+              "the same result), owned with resume in `benchmark/checkpoint.py`; not changed here. The rest: "
+              "the masks file and its JSON report are two more fsync'd writes, the model one; the forward-backward "
+              "unit (4 passes), MAC counting (1 forward) and connectivity (float64 forward/backward) are below 1 % each.",
+              ""]
     return "\n".join(lines)
