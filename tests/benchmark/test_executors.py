@@ -17,7 +17,6 @@ import pytest
 from benchmark.cli import main
 from benchmark.driver import run_grid
 from benchmark.executors import EXECUTORS, Executor, LocalExecutor
-from benchmark.executors.base import IMPORTS_ENV, load_worker_imports
 from benchmark.executors.slurm import parse_time
 from benchmark.grid import Resources, expand_grid
 from benchmark.runfolder import iter_results
@@ -25,15 +24,6 @@ from benchmark.store import Store
 from pruners.registry import ConfigError
 
 ROOT = Path(__file__).parents[2]
-FAULTY = Path(__file__).with_name("faulty_plugin.py")
-
-
-@pytest.fixture
-def faulty(monkeypatch):
-    path = FAULTY
-    monkeypatch.setenv(IMPORTS_ENV, str(path))
-    load_worker_imports([str(path)])
-    return path
 
 
 def _grid(entries, sparsities=(0.5,), **extra):

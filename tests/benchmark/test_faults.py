@@ -15,25 +15,14 @@ import os
 import sqlite3
 from pathlib import Path
 
-import pytest
 
 from benchmark.cli import main
 from benchmark.driver import run_grid
 from benchmark.executors import LocalExecutor
-from benchmark.executors.base import IMPORTS_ENV, load_worker_imports
 from benchmark.grid import expand_grid
 from benchmark.runfolder import iter_results, read_result, run_dir
 from benchmark.store import Store
 
-FAULTY = Path(__file__).with_name("faulty_plugin.py")
-
-
-@pytest.fixture
-def faulty(monkeypatch):
-    path = FAULTY
-    monkeypatch.setenv(IMPORTS_ENV, str(path))
-    load_worker_imports([str(path)])
-    return path
 
 
 def _grid(entries, sparsities=(0.5,), epochs=1):
