@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or 1)
     t0 = time.perf_counter()
     parts = []
+    update = bool(args.write and only and Path(args.write).is_file())  # re-measure some sections in place
     for name, module, fn in SECTIONS:
         if only and name not in only:
             continue
@@ -67,26 +68,49 @@ def main(argv: list[str] | None = None) -> int:
         if func is None:
             parts.append(f"## {name}\n\nnot measured: {module} has no {fn}()\n")
             continue
-        print(f"measuring {name} ... (load {load_average():.1f})", file=sys.stderr, flush=True)
+        la = load_average()
+        print(f"measuring {name} ... (load {la:.1f})", file=sys.stderr, flush=True)
         s0 = time.perf_counter()
         text = func(quick=args.quick)
         print(text)
-        print(f"  {name}: {time.perf_counter() - s0:.0f} s", file=sys.stderr, flush=True)
-        parts.append(text)
-    if args.write:
-        load1 = load_average()
-        quiet = max(load0, load1) < QUIET_LOAD
-        head = ["# Benchmarks", "",
-                f"Measured {dt.date.today().isoformat()} on {machine()}; the suite took "
-                f"{time.perf_counter() - t0:.0f} s. 1-minute load average {load0:.1f} at the start, {load1:.1f} at "
-                f"the end{'' if quiet else ' — the machine was shared with other jobs, so absolute times are inflated and the ratios are noisier than on a quiet machine'}.",
-                "",
-                "Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`; `--quick` for a smoke "
-                "run, `--only step,reparam` for some sections). Every figure is a ratio of two things timed side by "
-                "side in one run, interleaved (rotating order) after a warm-up, median over rounds of the per-round "
-                f"ratio; step timings use {clock_name()}.", ""]
-        Path(args.write).write_text("\n".join(head) + "\n" + "\n".join(parts), encoding="utf-8")
+        took = time.perf_counter() - s0
+        print(f"  {name}: {took:.0f} s", file=sys.stderr, flush=True)
+        stamp = (f"_Section measured {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} in {took:.0f} s; 1-minute load "
+                 f"average {la:.1f} → {load_average():.1f}._\n")
+        parts.append(f"<!-- section:{name} -->\n{text.rstrip()}\n\n{stamp}<!-- /section:{name} -->\n")
+        if args.write and not update:
+            _write_report(Path(args.write), parts, load0, t0, done=False)  # keep what is measured so far
+    if update:
+        # re-measure some sections of an existing report: replace just their blocks
+        doc = Path(args.write).read_text(encoding="utf-8")
+        for part in parts:
+            name = part.split("-->", 1)[0].removeprefix("<!-- section:").strip()
+            start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+            i, j = doc.find(start), doc.find(end)
+            doc = doc[:i] + part.rstrip("\n") + doc[j + len(end):] if i >= 0 and j > i else doc + "\n" + part
+        Path(args.write).write_text(doc, encoding="utf-8")
+    elif args.write:
+        _write_report(Path(args.write), parts, load0, t0, done=True)
     return 0
+
+
+def _write_report(path: Path, parts: list[str], load0: float, t0: float, done: bool) -> None:
+    load1 = load_average()
+    quiet = max(load0, load1) < QUIET_LOAD
+    head = ["# Benchmarks", "",
+            f"Measured {dt.date.today().isoformat()} on {machine()}; the suite took "
+            f"{time.perf_counter() - t0:.0f} s{'' if done else ' so far'}. 1-minute load average {load0:.1f} at "
+            f"the start, {load1:.1f} at the end{'' if quiet else ' — the machine was shared with other jobs, so absolute times are inflated and the ratios are noisier than on a quiet machine'}.",
+            "",
+            "Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`; `--quick` for a smoke "
+            "run, `--only step,reparam` re-measures those sections of an existing report in place). Every "
+            "figure is a ratio of two things timed side by side in one run, interleaved (rotating order) after "
+            "a warm-up, median over rounds of the per-round ratio. Clock of the step timings in this run: "
+            f"{clock_name()} (each section names its clock).", ""]
+    if not done:
+        head += ["**Incomplete: the suite is still running (or was stopped); the sections below are those "
+                 "measured so far.**", ""]
+    path.write_text("\n".join(head) + "\n" + "\n".join(parts), encoding="utf-8")
 
 
 if __name__ == "__main__":
