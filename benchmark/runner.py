@@ -300,6 +300,13 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     if pruner.learned_sparsity:
         final = final.intersection(Masks.from_model_nonzero(model))
     final.save(folder / "masks.pt")
+    for name, art in pruner.artifacts().items():  # e.g. IMP's ticket masks per round and rewind weights
+        if isinstance(art, Masks):
+            art.save(folder / f"{name}.pt")
+        else:
+            abuf = io.BytesIO()
+            torch.save({k: v.detach().cpu() for k, v in dict(art).items()}, abuf)
+            atomic_write_bytes(folder / f"{name}.pt", abuf.getvalue())
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     atomic_write_bytes(folder / "model.pt", buf.getvalue())

@@ -70,6 +70,12 @@ class Pruner:
         """Training callbacks of the schedule (none for pruning at initialisation)."""
         return []
 
+    def artifacts(self) -> dict[str, object]:
+        """Files to keep in the run folder after training: name → :class:`Masks` (saved as
+        ``<name>.pt`` + sparsity report) or a dict of tensors (saved with ``torch.save``).
+        IMP / LRR keep each round's ticket masks and the rewind weights this way."""
+        return {}
+
     def total_epochs(self, recipe_epochs: int, sparsity: float) -> int:
         """Epochs the whole run trains for (IMP / LRR: rounds × the recipe's epochs)."""
         return recipe_epochs

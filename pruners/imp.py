@@ -178,6 +178,14 @@ class _IterativeMagnitude(Pruner):
         cb = getattr(self, "_cb", None)
         return list(cb.tickets) if cb is not None else []
 
+    def artifacts(self) -> dict[str, object]:
+        """Every round's ticket masks (``ticket_round<r>.pt``) and, for IMP, the rewind weights θ_k."""
+        out: dict[str, object] = {f"ticket_round{r + 1}": m for r, m in enumerate(self.ticket_masks)}
+        cb = getattr(self, "_cb", None)
+        if cb is not None and getattr(cb, "rewind_state", None) is not None:
+            out["rewind_weights"] = cb.rewind_state
+        return out
+
     def extra_results(self) -> dict:
         cb = getattr(self, "_cb", None)
         if cb is None:

@@ -226,3 +226,20 @@ def test_runner_reports_achieved_sparsity(tmp_path, name, args):
     assert rec["achieved_sparsity"] == pytest.approx(0.9, abs=1e-3)
     assert rec["learned_sparsity"] is False and rec["extra"]
     assert 0 < rec["train_flops_rel"] <= 1.0
+
+
+def test_imp_keeps_every_rounds_ticket_and_the_rewind_weights_in_the_run_folder(tmp_path):
+    from benchmark.runfolder import run_dir
+    from pruners import Masks
+
+    spec = make_spec("digits-mlp", "imp", 0.9, pruner_args={"rate": 0.6, "rewind_epoch": 0.5},
+                     recipe={"epochs": 2, "max_train_batches": 6})
+    rec = execute(spec, tmp_path)
+    folder = run_dir(tmp_path, spec.run_id)
+    rounds = rec["extra"]["rounds"]
+    tickets = sorted(folder.glob("ticket_round*.pt"))
+    assert len(tickets) == rounds - 1 >= 2        # one ticket per pruning step (rounds 1 … n)
+    densities = [Masks.load(t).density() for t in sorted(tickets, key=lambda p: int(p.stem[12:]))]
+    assert densities == sorted(densities, reverse=True) and densities[-1] == pytest.approx(0.1, abs=1e-3)
+    rewind = torch.load(folder / "rewind_weights.pt")
+    assert set(rewind) == set(torch.load(folder / "model.pt"))
