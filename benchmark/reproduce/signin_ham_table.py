@@ -112,7 +112,7 @@ def _cell(a: pd.DataFrame, task: str, pruner: str, reparam: str, s: float) -> pd
 @register_reproduction(
     "signin-ham-table", source="HAM (Jacobs et al., ICLR 2026), ImageNet ResNet-50 main table; Sign-In "
                                "(Gadhikar et al., NeurIPS 2025), combinations table",
-    claim="random PaI, AC/DC and RigL at 80 / 90 / 95 %: + HAM improves every base method at every sparsity; "
+    claim="random PaI, AC/DC and RigL at 80 / 90 / 95 %: + HAM improves each base method at every sparsity; "
           "+ Sign-In improves random PaI at every sparsity; AC/DC and RigL beat random PaI (CPU analogue on "
           "Fashion-MNIST)")
 def run(quick: bool, out_dir: Path) -> Result:
@@ -136,8 +136,10 @@ def run(quick: bool, out_dir: Path) -> Result:
                 cells = [_cell(agg, task, pruner, reparam, 0.0 if pruner == "dense" else s) for s in sps]
                 if all(c is None for c in cells):
                     continue
-                for s, c in zip(sps, cells):
-                    key = f"{100 * s:g} %" if pruner != "dense" else "dense"
+                for k, (s, c) in enumerate(zip(sps, cells)):
+                    if pruner == "dense" and k > 0:        # one value, shown under the first sparsity
+                        row[f"ours {100 * s:g} %"] = ""
+                        continue
                     if c is None:
                         row[f"ours {100 * s:g} %"] = "—"
                         continue
@@ -145,13 +147,12 @@ def run(quick: bool, out_dir: Path) -> Result:
                     if c.diverged or c.at_chance:
                         txt += f" ({c.diverged} div., {c.at_chance} at chance)"
                     row[f"ours {100 * s:g} %"] = txt
-                    del key
                 for i, s in enumerate(sps):
                     if pruner == "dense":
-                        pub = PUBLISHED_DENSE.get(reparam)
+                        pub = PUBLISHED_DENSE.get(reparam) if i == 0 else None
                     else:
                         pub = PUBLISHED.get((pruner, reparam), (None,) * 3)[SPARSITIES.index(s)]
-                    row[f"ImageNet {100 * s:g} %"] = "—" if pub is None else f"{pub:.2f}"
+                    row[f"ImageNet {100 * s:g} %"] = ("" if pruner == "dense" else "—") if pub is None else f"{pub:.2f}"
                 rows.append(row)
     table = pd.DataFrame(rows)
 
@@ -178,8 +179,8 @@ def run(quick: bool, out_dir: Path) -> Result:
     checks = {}
     for task in tasks:
         short = task.replace("fmnist-", "")
-        checks[f"{short}: + HAM improves random, AC/DC and RigL at every sparsity (mean top-1)"] = all(
-            all_positive(task, b, "ham") for b in BASES)
+        for b in BASES:
+            checks[f"{short}: + HAM improves {NAMES[b]} at every sparsity (mean top-1)"] = all_positive(task, b, "ham")
         checks[f"{short}: + Sign-In improves random PaI at every sparsity (mean top-1)"] = all_positive(
             task, "random", "signin")
         checks[f"{short}: AC/DC and RigL beat random PaI at every sparsity"] = all(
@@ -237,6 +238,16 @@ def run(quick: bool, out_dir: Path) -> Result:
     save_figure(fig, fig_path)
 
     failed = agg[(agg.diverged > 0) | (agg.at_chance > 0)]
+    dead_cells = [f"{r.task} {NAMES[r.pruner]} {100 * r.sparsity:g} %" for r in agg.itertuples()
+                  if r.reparam == "none" and r.pruner != "dense" and r.at_chance == r.seeds]
+    ham_only = failed[failed.reparam == "ham"]
+    ham_note = ""
+    if len(ham_only) and len(failed) == len(ham_only):
+        ham_note = ("  Only HAM runs failed (list below), all of them " + (
+            "networks trained dense for part of the run (dense + HAM, AC/DC's dense warm-up and decompressed "
+            "phases): α = 20 at the task's lr is at the edge of stability for dense training — a tuning limit of "
+            "our α, not something the HAM paper reports; the sparse random and RigL networks were stable."
+            if set(ham_only.pruner) <= {"dense", "acdc"} else "of several kinds; see the list below."))
     main = tasks[0]
     gm = gains_df[gains_df.task == main]
 
@@ -264,14 +275,16 @@ def run(quick: bool, out_dir: Path) -> Result:
         "drop fraction 0.3 cosine-decayed, updates end at 75 %), each plain, + Sign-In (reset to the γ = 1 split "
         "every epoch, momentum zeroed at a reset) and + HAM (α = 20, β = 1e-3); dense and dense + HAM as "
         "references; 80 / 90 / 95 % sparsity; seeds 0, 1, 2.\n"
-        "* Reduced recipe: 3 epochs of at most 100 batches of 128 (≈ 21 % of a Fashion-MNIST epoch per epoch), "
+        + ("* Quick size: 2 epochs of 4 batches on the 8 × 8 digits — the networks barely leave chance.\n"
+           if quick else "")
+        + "* Reduced recipe (full size): 3 epochs of at most 100 batches of 128 (≈ 21 % of a Fashion-MNIST epoch per epoch), "
         "the tasks' SGD (momentum 0.9; lr 0.1 LeNet-300, 0.05 LeNet-5) with cosine decay.  Accuracy = final "
         "test top-1 of the saved model (not the best epoch).\n"
         "* Run through the driver into `results/signin-ham` (finished runs are skipped on a rerun); a diverged "
         "run counts as chance (10 %) in the means; `div.` = diverged runs, `at chance` = runs that ended "
         "≤ 11 %.\n\n"
-        "Gains over the base method (points of top-1; `noise` = the larger of the two seeds' standard "
-        "deviations):\n\n| task | method | sparsity | ours (mean) | ours (median) | noise | published (ImageNet) |\n"
+        "Gains over the base method (points of top-1; `noise` = the larger of the two methods' standard "
+        "deviations over seeds):\n\n| task | method | sparsity | ours (mean) | ours (median) | noise | published (ImageNet) |\n"
         f"|---|---|---|---|---|---|---|\n{gain_lines}")
     differences = [
         *(["This is the --quick size: one seed, one sparsity, 8 training steps on the 8 × 8 digits, no dense "
@@ -280,16 +293,17 @@ def run(quick: bool, out_dir: Path) -> Result:
         "Scale: LeNet-300-100 / LeNet-5 on Fashion-MNIST for 300 SGD steps instead of ResNet-50 on ImageNet for "
         "100 epochs; absolute accuracies cannot be compared, only the signs and rough sizes of the gains.",
         "HAM's α: 20 instead of the ImageNet 200 — α multiplies lr · g, and 200 at lr 0.1 collapsed LeNet-300 "
-        "training (grids/reparam-fmnist.toml)." + (
-            "  Runs that diverged or ended at chance: " + "; ".join(
-                f"{r.task} {NAMES[r.pruner]}{NAMES[r.reparam]}"
-                + (f" {100 * r.sparsity:g} %" if r.pruner != "dense" else "")
-                + f": {r.diverged} diverged, {r.at_chance} at chance of {r.seeds}"
-                for r in failed.itertuples())
-            + " — α = 20 is at the edge of stability where the network is trained dense at the task's lr "
-              "(dense + HAM, AC/DC's dense warm-up and decompressed phases); the mean hides it, the median "
-              "(figure, gains table) shows the typical seed." if len(failed) else
-            "  No run diverged or ended at chance."),
+        "training (grids/reparam-fmnist.toml)." + ham_note,
+        ("Runs that diverged or ended at chance: " + "; ".join(
+            f"{r.task} {NAMES[r.pruner]}{NAMES[r.reparam]}" + (f" {100 * r.sparsity:g} %" if r.pruner != "dense" else "")
+            + f": {r.diverged} diverged, {r.at_chance} at chance of {r.seeds}" for r in failed.itertuples())
+         + ".  They count as chance in the means; the medians (figure, gains table) show the typical seed.")
+        if len(failed) else "No run diverged or ended at chance.",
+        *([("Uninformative cells: " + "; ".join(dead_cells) + " — the plain base already ends at chance "
+            "in every seed (the network does not start learning within the reduced recipe, e.g. sparse LeNet-5 "
+            "at lr 0.05 in 300 steps; docs/results-pai.md sees the same for random LeNet-5 masks), so a gain "
+            "of 0 there says nothing about the method; the checks still count them as not improved.")]
+          if dead_cells else []),
         "AC/DC's phases are 0.15 epochs (≈ 15 steps) long after scaling the 100-epoch plan to 3 short epochs; "
         "RigL's ΔT = 25 steps with batch 128 (the paper: ΔT = 100 at batch 4096).",
         "Sign-In's reset period (every epoch, 3 resets) and the reset of the momentum buffers are the suite's "

@@ -181,4 +181,4 @@ def test_signin_ham_table_pipeline(results, out) -> None:
     assert t.set_index("method").loc["Random + HAM", "ImageNet 90 %"] == "72.72"
     assert "Random + HAM +0.97 / +1.16 / +1.33" in r.published   # 74.84 − 73.87, 72.72 − 71.56, 70.05 − 68.72
     assert PUBLISHED[("acdc", "ham")][2] - PUBLISHED[("acdc", "none")][2] == pytest.approx(2.86)
-    assert len(r.checks) == 3 and r.figure.exists()
+    assert len(r.checks) == 5 and r.figure.exists()    # HAM per base (3), Sign-In on random, D2S > random
