@@ -222,8 +222,14 @@ def run(quick: bool, out_dir: Path) -> Result:
         "the kernel (Θ = P · Θ_dense when the input layer's graphon does not depend on the neuron position); "
         "the ablation above confirms it — with a constant input graphon every method's top-5 energy equals the "
         "dense network's, whatever its hidden graphons.  Scale-free spectrum metrics therefore move only "
-        "through the input mask: SNIP's input mask selects pixels (largest input heterogeneity), SynFlow's "
-        "hardly does, so SynFlow's spectrum shape stays at Random's.",
+        "through the input mask's preference among pixels: with the per-pixel column mean (dependence on the "
+        "hidden neuron removed) the deviation from the dense value at " + f"{100 * top:g} % is "
+        + ", ".join(f"{m} {abl.loc[m, 'pixel_input'] - dense_ref:+.5f} (as pruned {abl.loc[m, 'as pruned'] - dense_ref:+.5f})"
+                    for m in abl.index)
+        + ".  SNIP's data-dependent scores keep informative pixels, which concentrates the kernel; SynFlow's "
+          "data-free scores (all-ones input) have no reason to prefer pixels, so its spectrum shape stays at "
+          "Random's — its input heterogeneity, comparable to SNIP's, sits on the neuron side (dead or weakly "
+          "connected hidden neurons), which only rescales the kernel.",
         f"SNIP's growth is small (+{100 * snip_growth:.2f} % relative from {100 * sps[0]:g} to {100 * top:g} %); "
         "the paper shows the trend in a figure, without numbers to compare the size with.",
         ("What does order the early loss in our runs is the kernel's scale: the path-density order equals the "
