@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torchvision
 from torch import Tensor, nn
+import torch.nn.functional as F
 
 from pruners.registry import ConfigError, Registry, did_you_mean
 
@@ -238,6 +239,61 @@ def resnet18(input_shape: tuple[int, ...], num_outputs: int, init: str = "defaul
     Sign-In and SynFlow code (11,173,962 parameters for 10 classes)."""
     c, _, _ = _need_image("resnet18", input_shape)
     return apply_init(CifarResNet(c, (64, 128, 256, 512), (2, 2, 2, 2), num_outputs, "conv"), init)
+
+
+# --------------------------------------------------------------------------------------------------
+# Wide ResNet (Zagoruyko & Komodakis, BMVC 2016), used by RigL / SET on CIFAR-10 (WRN-22-2)
+
+class WideBlock(nn.Module):
+    """Pre-activation wide basic block: BN-ReLU-conv3×3-BN-ReLU-conv3×3, 1×1-conv shortcut when the
+    shape changes (Zagoruyko & Komodakis 2016, Fig. 1c without dropout)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+                         if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        o = F.relu(self.bn1(x))
+        y = self.conv1(o)
+        y = self.conv2(F.relu(self.bn2(y)))
+        return y + (self.shortcut(o) if self.shortcut is not None else x)
+
+
+class WideResNet(nn.Module):
+    """WRN-d-k for 32×32 inputs: a 3×3 stem with 16 channels, three groups of (d − 4) / 6 wide blocks
+    with 16k, 32k, 64k channels (strides 1, 2, 2), BN-ReLU, global average pool, linear."""
+
+    def __init__(self, c_in: int, depth: int, widen: int, num_outputs: int) -> None:
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ConfigError(f"WideResNet depth {depth} must be 6n + 4 (e.g. 16, 22, 28)")
+        n = (depth - 4) // 6
+        widths = [16 * widen, 32 * widen, 64 * widen]
+        self.stem = nn.Conv2d(c_in, 16, 3, 1, 1, bias=False)
+        blocks, c = [], 16
+        for i, w in enumerate(widths):
+            for j in range(n):
+                blocks.append(WideBlock(c, w, 2 if (i > 0 and j == 0) else 1))
+                c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(c)
+        self.fc = nn.Linear(c, num_outputs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.bn(self.blocks(self.stem(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+@register_model("wrn22-2")
+def wrn22_2(input_shape: tuple[int, ...], num_outputs: int, init: str = "default") -> nn.Module:
+    """WRN-22-2 (RigL's CIFAR-10 network, Evci et al. 2020)."""
+    c, _, _ = _need_image("wrn22-2", input_shape)
+    return apply_init(WideResNet(c, 22, 2, num_outputs), init)
 
 
 # --------------------------------------------------------------------------------------------------

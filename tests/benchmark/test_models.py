@@ -150,3 +150,16 @@ def test_teacher_student_antisymmetric_student():
     assert untied.hidden.weight.std().item() == pytest.approx(1 / math.sqrt(200), rel=0.15)
     with pytest.raises(ConfigError, match="even"):
         MODELS.get("teacher-student")((2,), 1, width=5)
+
+
+def test_wrn22_2_shapes_and_blocks():
+    import torch
+
+    from benchmark.tasks.models import MODELS, WideBlock
+
+    model = MODELS.get("wrn22-2")(input_shape=(3, 32, 32), num_outputs=10)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    blocks = [m for m in model.modules() if isinstance(m, WideBlock)]
+    assert len(blocks) == 9                                   # (22 - 4) / 6 = 3 blocks per group
+    assert [b.conv2.out_channels for b in blocks[::3]] == [32, 64, 128]  # widths 16k, 32k, 64k with k = 2
+    assert sum(b.shortcut is not None for b in blocks) == 3  # one projection per group (width / stride change)
