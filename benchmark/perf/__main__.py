@@ -88,10 +88,27 @@ def main(argv: list[str] | None = None) -> int:
             start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
             i, j = doc.find(start), doc.find(end)
             doc = doc[:i] + part.rstrip("\n") + doc[j + len(end):] if i >= 0 and j > i else doc + "\n" + part
-        Path(args.write).write_text(doc, encoding="utf-8")
+        complete = all(f"<!-- section:{n} -->" in doc for n, _, _ in SECTIONS)
+        body = doc[doc.find("<!-- section:"):] if "<!-- section:" in doc else doc
+        head = ["# Benchmarks", "",
+                f"Assembled from runs of the suite on {machine()} (last {dt.date.today().isoformat()}); the "
+                f"sections were measured at different times — each names its time stamp, load average and clock. "
+                f"A 1-minute load average above {QUIET_LOAD} means the machine was shared with other jobs: "
+                "absolute times are then inflated and ratios noisier than on a quiet machine.", "", COMMAND, ""]
+        if not complete:
+            head += [INCOMPLETE, ""]
+        Path(args.write).write_text("\n".join(head) + "\n" + body, encoding="utf-8")
     elif args.write:
         _write_report(Path(args.write), parts, load0, t0, done=True)
     return 0
+
+
+COMMAND = ("Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`; `--quick` for a smoke "
+           "run; `--only step,reparam` re-measures those sections of an existing report in place). Every figure is "
+           "a ratio of two things timed side by side in one run, interleaved (rotating order) after a warm-up, "
+           "median over rounds of the per-round ratio.")
+INCOMPLETE = ("**Incomplete: the suite is still running (or was stopped); the sections below are those measured "
+              "so far.**")
 
 
 def _write_report(path: Path, parts: list[str], load0: float, t0: float, done: bool) -> None:
@@ -102,14 +119,9 @@ def _write_report(path: Path, parts: list[str], load0: float, t0: float, done: b
             f"{time.perf_counter() - t0:.0f} s{'' if done else ' so far'}. 1-minute load average {load0:.1f} at "
             f"the start, {load1:.1f} at the end{'' if quiet else ' — the machine was shared with other jobs, so absolute times are inflated and the ratios are noisier than on a quiet machine'}.",
             "",
-            "Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`; `--quick` for a smoke "
-            "run, `--only step,reparam` re-measures those sections of an existing report in place). Every "
-            "figure is a ratio of two things timed side by side in one run, interleaved (rotating order) after "
-            "a warm-up, median over rounds of the per-round ratio. Clock of the step timings in this run: "
-            f"{clock_name()} (each section names its clock).", ""]
+            COMMAND + f" Clock of the step timings in this run: {clock_name()}.", ""]
     if not done:
-        head += ["**Incomplete: the suite is still running (or was stopped); the sections below are those "
-                 "measured so far.**", ""]
+        head += [INCOMPLETE, ""]
     path.write_text("\n".join(head) + "\n" + "\n".join(parts), encoding="utf-8")
 
 

@@ -18,6 +18,23 @@ import torch.nn.functional as F
 SYNFLOW_TARGET_FB = 110.0
 
 
+class _TimedAllocation:
+    """The allocation, with the wall time of its ``masks`` calls added up (the ranking part of a pruner)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.seconds = inner, 0.0
+
+    def masks(self, scores, density):
+        t0 = time.perf_counter()
+        try:
+            return self.inner.masks(scores, density)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 def measure(model_name: str, pruners: list[str], batch: int = 128, synflow_iterations: int = 100) -> dict:
     from benchmark.metrics import forward_backward_seconds
     from benchmark.tasks.models import MODELS
@@ -43,11 +60,12 @@ def measure(model_name: str, pruners: list[str], batch: int = 128, synflow_itera
         args = {"iterations": synflow_iterations} if name == "synflow" else {}
         pruner = build_config(PRUNERS.get(name), args, name)
         m = copy.deepcopy(model)
+        alloc = _TimedAllocation(ALLOCATIONS.get("global")())
         t0 = time.perf_counter()
-        pruner.initial_masks(m, ctx, 0.9, ALLOCATIONS.get("global")())
+        pruner.initial_masks(m, ctx, 0.9, alloc)  # type: ignore[arg-type]
         t = time.perf_counter() - t0
         fb2 = forward_backward_seconds(model, x[:batch], y[:batch], F.cross_entropy)  # the unit again, after
-        out[name] = {"s": t, "fb": t / ((fb + fb2) / 2)}
+        out[name] = {"s": t, "fb": t / ((fb + fb2) / 2), "alloc_s": alloc.seconds}
         fb = fb2
     return out
 
@@ -73,11 +91,19 @@ def section(quick: bool = False) -> str:
         cells = [f"{r[p]['fb']:.1f} FB ({r[p]['s']:.1f} s)" for p in pruners]
         lines.append(f"| {r['model']} | {r['params']:,} | {r['fb_s']:.3f} | " + " | ".join(cells) + " |")
     syn = [r["synflow"]["fb"] for r in results]
+    lines += ["", "Share of each pruner's time spent in the allocation (`allocation.masks`: ranking the scores and "
+              "building the masks): " + "; ".join(
+                  f"{r['model']}: " + ", ".join(f"{names[p]} {100 * r[p]['alloc_s'] / r[p]['s']:.0f} %" for p in pruners)
+                  for r in results) + "."]
     if not quick:
-        lines += ["", f"SynFlow-100: {', '.join(f'{v:.1f}' for v in syn)} FB — "
+        lines += ["", f"SynFlow-100: {', '.join(r['model'] + f' {v:.1f}' for r, v in zip(results, syn))} FB — "
                   f"{'meets' if max(syn) <= SYNFLOW_TARGET_FB else 'misses'} the ≤ {SYNFLOW_TARGET_FB:.0f} target. "
-                  "Each SynFlow round is one forward-backward of a single all-ones sample plus a global ranking of "
-                  "all scores, so its cost in batch-128 units is far below 100 on convolutional networks; SNIP "
-                  "is one gradient over 100 samples, GraSP a gradient and a Hessian-gradient product over "
-                  "100 samples."]
+                  "A SynFlow round is one forward-backward of a single all-ones sample (cheap against a batch of "
+                  f"{results[0]['batch']}) plus the global allocation over all scores. The allocation is the "
+                  "cost on large models: `GlobalAllocation.counts` sorts all N scores (a stable sort, for "
+                  "deterministic ties) and `masks_from_counts` sorts every layer again, 100 times; at VGG-16's "
+                  "14.7 M weights that is the share above. Proposed fix for the owner of `pruners/allocation.py` "
+                  "(not in this issue's files): derive each layer's kept set from the one global order (the "
+                  "global sort's indices, split by layer) instead of re-sorting per layer, and in SynFlow's "
+                  "intermediate rounds rank only the still-kept scores; both keep the masks bit-identical."]
     return "\n".join(lines) + "\n"

@@ -135,3 +135,15 @@ def test_ham_foreach_step_is_bit_identical_to_the_loop():
     for clamp in (5.0, 0.0):
         for a, b in zip(run(False, clamp), run(True, clamp)):
             assert torch.equal(a, b)
+
+
+def test_perf_only_updates_sections_in_place(tmp_path):
+    out = tmp_path / "bench.md"
+    cmd = [sys.executable, "-m", "benchmark.perf", "--quick", "--only", "gpu", "--write", str(out)]
+    for _ in range(2):  # first a new (incomplete) report, then an in-place update of the same section
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks") and "**Incomplete" in text
+    assert text.count("<!-- section:gpu -->") == 1 and text.count("<!-- /section:gpu -->") == 1
+    assert "## GPU check (lent NVIDIA H200)" in text and "signin / dense" in text
