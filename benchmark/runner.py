@@ -57,6 +57,16 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "sparsebench": own}
 
 
+def checkpoint_every() -> float:
+    """Seconds between epoch checkpoints ($SPARSEBENCH_CHECKPOINT_EVERY, default 10; 0 = every epoch)."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("SPARSEBENCH_CHECKPOINT_EVERY", "10")))
+    except ValueError:
+        return 10.0
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -279,15 +289,20 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
         metrics_path.unlink(missing_ok=True)
     t_train = time.perf_counter()
 
+    last_checkpoint = [time.perf_counter()]
+
     def on_epoch(m: dict[str, Any]) -> None:
         with open(metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(m, sort_keys=True) + "\n")
         log(f"epoch {m['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items()
                                                if isinstance(v, float)))
         done.append(m)
-        if m["epoch"] < state.epochs:  # the last epoch ends in result.json instead
+        # the last epoch ends in result.json instead; short runs are not worth a checkpoint per epoch
+        # (SPARSEBENCH_CHECKPOINT_EVERY seconds between checkpoints, default 10; 0 = every epoch)
+        if m["epoch"] < state.epochs and time.perf_counter() - last_checkpoint[0] >= checkpoint_every():
             save_checkpoint(folder, spec.run_id, spec.to_dict(), state, callbacks, done,
                             trained_before + time.perf_counter() - t_train)
+            last_checkpoint[0] = time.perf_counter()
 
     train(state, train_loader, test_loader, callbacks, loss_fn, classification, on_epoch,
           start_epoch=start_epoch, eval_every=recipe.eval_every)

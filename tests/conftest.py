@@ -44,3 +44,9 @@ def isolated_plugins(monkeypatch):
             sys.modules.pop(name, None)
 
 
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_every_epoch(monkeypatch):
+    """Tests of resuming need a checkpoint after every epoch (the default waits 10 s between them)."""
+    monkeypatch.setenv("SPARSEBENCH_CHECKPOINT_EVERY", "0")
