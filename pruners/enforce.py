@@ -13,6 +13,23 @@ factors m, w of θ = m ⊙ w (Sign-In, PILoT, spred) are both zero at every prun
 bit (NaN and ±0 included).  That saves one pass over each factor per step (issue 10); the weights are
 still multiplied after every step.
 
+Where the work happens (issue 10: masked / dense step ≤ 1.05).  Each multiply over a weight-sized
+tensor costs a few per cent of a small model's step, mostly for reading the mask from memory, so the
+enforcer does as few as it can:
+
+- While attached to a training run (:meth:`attach`, called by ``on_start``), gradients are masked in a
+  post-accumulate-grad hook of each parameter, i.e. inside the backward right after the gradient is
+  written (while it is still in cache), instead of in a separate pass before the step.  Only
+  gradients accumulated into ``.grad`` are affected; ``torch.autograd.grad`` (SNIP, GraSP, SynFlow,
+  RigL's dense gradient) never sees the hook.  :meth:`detach` (``on_end``) removes the hooks.
+- The post-step weight multiply is skipped when it cannot change a bit: the targets are plain weights
+  (not reparam factors) and the optimiser is one whose step leaves an entry at exactly zero when its
+  weight, gradient and state are zero (:func:`preserves_zeros`: SGD with or without momentum,
+  Nesterov and weight decay; Adam / AdamW with ε > 0, AMSGrad included).  Everything else — HAM's
+  mirror step, NanoAdam, steepest descent, plug-in optimisers, Sign-In / PILoT factors (their
+  periodic re-split may touch pruned entries) — keeps the multiply after every step.  Tests check that
+  both paths give bit-identical weights and optimiser state.
+
 When a schedule changes the masks (GMP, RigL, IMP, …), :meth:`MaskEnforcer.update` zeroes the
 weights that became pruned, sets the weights that were grown to zero, and resets every per-parameter
 optimiser state tensor (momentum, Adam moments) at the entries whose mask changed.
@@ -38,6 +55,27 @@ def mark_grad_zero_where_masked(*params: torch.Tensor) -> None:
         setattr(p, GRAD_ZERO_ATTR, True)
 
 
+ZERO_PRESERVING_OPTIMIZERS: tuple[type, ...] = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
+
+def preserves_zeros(optimizer: torch.optim.Optimizer | None) -> bool:
+    """Whether a step of ``optimizer`` keeps an entry exactly 0 when its weight, gradient and state are 0.
+
+    True for torch's SGD (momentum buffer ``μ·0 + 0``, coupled decay ``0 + λ·0``, update ``−η·0``) and
+    Adam / AdamW (moments stay 0, the update ``m̂ / (√v̂ + ε) = 0 / ε`` is 0 for ε > 0, decoupled decay
+    ``(1 − ηλ)·0``); an optimiser may declare itself with an attribute ``preserves_zeros = True``.
+    Anything else (subclasses included, since they may change the step) is assumed not to.
+    """
+    if optimizer is None:
+        return False
+    declared = getattr(optimizer, "preserves_zeros", None)
+    if declared is not None:
+        return bool(declared)
+    if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
+        return False
+    return all(float(g.get("eps", 1.0)) > 0 for g in optimizer.param_groups)
+
+
 class MaskEnforcer(Callback):
     """Apply ``masks`` to the tensors that carry each masked weight.
 
@@ -45,25 +83,34 @@ class MaskEnforcer(Callback):
         targets: for every mask name, the parameters that must be masked.  Without a reparam that is
             the weight itself; Sign-In/PILoT-style reparams (θ = m ⊙ w) pass both factors.
         masks: the current masks.
+        weight_pass: multiply the weights by the masks after every step: ``True`` always, ``False``
+            never (the caller vouches that the step keeps zeros), ``None`` (default) decided by
+            :meth:`attach` — skipped only for plain-weight targets and a :func:`preserves_zeros`
+            optimiser.
     """
 
-    def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks) -> None:
+    def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks,
+                 weight_pass: bool | None = None) -> None:
         self._targets = {n: list(ps) for n, ps in targets.items()}
         self._masks = masks
+        self._weight_pass_option = weight_pass
+        self.weight_pass = weight_pass is not False
+        self._hooks: list = []
         self._build()
 
     @classmethod
-    def for_model(cls, model: nn.Module, masks: Masks) -> "MaskEnforcer":
+    def for_model(cls, model: nn.Module, masks: Masks, weight_pass: bool | None = None) -> "MaskEnforcer":
         from pruners.masks import prunable_parameters
 
         params = prunable_parameters(model)
-        return cls({n: [params[n]] for n in masks}, masks)
+        return cls({n: [params[n]] for n in masks}, masks, weight_pass=weight_pass)
 
     def _build(self) -> None:
         self._params: list[nn.Parameter] = []
         self._fmasks: list[torch.Tensor] = []
         self._gparams: list[nn.Parameter] = []   # the targets whose gradients must be masked
         self._gmasks: list[torch.Tensor] = []
+        self._gmask_of: dict[nn.Parameter, torch.Tensor] = {}
         for name, params in self._targets.items():
             m = self._masks[name]
             if bool(m.all()):
@@ -75,6 +122,7 @@ class MaskEnforcer(Callback):
                 if not getattr(p, GRAD_ZERO_ATTR, False):
                     self._gparams.append(p)
                     self._gmasks.append(fm)
+                    self._gmask_of[p] = fm
 
     @property
     def masks(self) -> Masks:
@@ -90,7 +138,43 @@ class MaskEnforcer(Callback):
             with torch.no_grad():
                 torch._foreach_mul_(self._params, self._fmasks)
 
+    @property
+    def attached(self) -> bool:
+        """True while gradient hooks are installed (gradients are masked during the backward)."""
+        return bool(self._hooks)
+
+    def attach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Install the gradient hooks and decide the post-step weight pass for ``optimizer``.
+
+        Idempotent.  Hooks go on every target parameter whose gradient needs masking (those of
+        layers that are dense now too, so a later :meth:`update` needs no new hook)."""
+        if not self._hooks:
+            for params in self._targets.values():
+                for p in params:
+                    if p.requires_grad and not getattr(p, GRAD_ZERO_ATTR, False):
+                        self._hooks.append(p.register_post_accumulate_grad_hook(self._mask_grad_hook))
+        if self._weight_pass_option is None:
+            plain = all(not getattr(p, GRAD_ZERO_ATTR, False) for ps in self._targets.values() for p in ps)
+            self.weight_pass = not (plain and preserves_zeros(optimizer))
+
+    def detach(self) -> None:
+        """Remove the gradient hooks (gradients accumulate unmasked again)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def _mask_grad_hook(self, p: torch.Tensor) -> None:
+        m = self._gmask_of.get(p)
+        if m is not None and p.grad is not None:
+            p.grad.mul_(m)
+
+    def step_done(self) -> None:
+        """After the optimiser step: the weight pass, where it is needed (see :meth:`attach`)."""
+        if self.weight_pass:
+            self.apply_weights()
+
     def mask_gradients(self) -> None:
+        """Multiply every masked gradient by its mask in one pass (what the hooks do while attached)."""
         if not self._gparams:
             return
         pairs = [(p.grad, m) for p, m in zip(self._gparams, self._gmasks) if p.grad is not None]
@@ -101,12 +185,17 @@ class MaskEnforcer(Callback):
     # Callback ---------------------------------------------------------------------------------
     def on_start(self, state: TrainState) -> None:
         self.apply_weights()
+        self.attach(state.optimizer)
 
     def before_step(self, state: TrainState) -> None:
-        self.mask_gradients()
+        if not self._hooks:
+            self.mask_gradients()
 
     def after_step(self, state: TrainState) -> None:
-        self.apply_weights()
+        self.step_done()
+
+    def on_end(self, state: TrainState) -> None:
+        self.detach()
 
     # Mask changes -----------------------------------------------------------------------------
     def update(self, new: Masks, optimizer: torch.optim.Optimizer | None = None,
