@@ -15,9 +15,9 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-PLOT_VERSION = "2"  # bump when a figure's look changes (invalidates the site's image cache)
+PLOT_VERSION = "3"  # bump when a figure's look changes (invalidates the site's image cache)
 
 RC = {
     "text.parse_math": False,
@@ -48,6 +48,27 @@ def _figure(w: float, h: float, constrained: bool = True) -> Figure:
     if not constrained:
         fig.subplots_adjust(left=0.11, right=0.97, bottom=0.14, top=0.9)
     return fig
+
+
+def _decade_label(value: float, _pos: int | None = None) -> str:
+    """Plain-text label of a log-axis tick: ``1e-3``, ``1``, ``1e4`` (math text is off, see RC)."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    exp = math.log10(value)
+    if abs(exp - round(exp)) > 1e-9:
+        return f"{value:.3g}"
+    k = int(round(exp))
+    return {0: "1", 1: "10"}.get(k, f"1e{k}")
+
+
+def plain_log_axis(axis) -> None:
+    """Log-scale ``axis`` (``ax.yaxis`` / ``ax.xaxis``) with decade ticks labelled in plain text.
+
+    matplotlib's default log formatter writes math text (``$\\mathdefault{10^{-2}}$``), which the RC's
+    ``text.parse_math = False`` would show verbatim."""
+    axis.set_major_locator(LogLocator(base=10))
+    axis.set_major_formatter(FuncFormatter(_decade_label))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _finite(xs: Sequence[float]) -> bool:
@@ -148,6 +169,7 @@ def ntk_spectrum(spectra: Sequence[dict], title: str) -> bytes:
             eig = eig[eig > 0]
             ax.plot(np.arange(1, len(eig) + 1), eig, "-", color=cmap(i / max(1, len(spectra) - 1)), label=s["label"])
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
         ax.set_xlabel("index")
         ax.set_ylabel("NTK eigenvalue")
         ax.set_title(title)

@@ -191,3 +191,23 @@ def test_serve(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_log_axis_tick_labels_are_plain_text():
+    """Math text is off in the figures, so log-axis labels must not be matplotlib's $10^{k}$ strings."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    assert [plots._decade_label(v) for v in (1e-3, 1.0, 10.0, 1e4, 3e-2)] == ["1e-3", "1", "10", "1e4", "0.03"]
+    with matplotlib.rc_context(plots.RC):
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.plot([1, 2, 3], [1e-4, 1e-1, 1e2])
+        ax.set_yscale("log")
+        plots.plain_log_axis(ax.yaxis)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and not any("$" in t or "mathdefault" in t for t in labels)
+    assert "1e-4" in labels and "100" not in labels and "1e2" in labels
