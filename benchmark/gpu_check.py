@@ -5,8 +5,8 @@ Sign-In vs HAM, bf16 autocast, channels-last, data resident on the GPU.
 
 Every variant trains the same model from the same initialisation with the project's own components
 (random uniform masks at 90 % sparsity through ``pruners``, the :class:`MaskEnforcer`, the Sign-In
-and HAM reparams from ``reparam``) in a loop that mirrors ``benchmark.train.train`` (callbacks at the
-same points).  Data stays on the device (``TensorLoader`` over GPU tensors, crop+flip on the GPU), so
+and HAM reparams from ``reparam``) with the training loop's own step (``benchmark.train.train_step``: callbacks at the same
+points).  Data stays on the device (``TensorLoader`` over GPU tensors, crop+flip on the GPU), so
 loading is not the bottleneck.  Prints per-epoch times (after one warm-up epoch) and ratios to dense;
 ``--sync-every-step`` measures the cost of reading the loss every step (what the CPU loop does to
 detect divergence at the exact step).  Finishes in about a minute on an H100.
@@ -40,6 +40,7 @@ def variant(name: str, model: nn.Module, masks, recipe_lr: float):
 
 
 def run(args: argparse.Namespace) -> None:
+    from benchmark.train import train_step
     from benchmark.tasks import TensorLoader
     from benchmark.tasks.datasets import crop_flip_augment
     from benchmark.tasks.models import MODELS
@@ -80,19 +81,8 @@ def run(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             for xb, yb in loader:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast(dev.type, dtype=torch.bfloat16):
-                    loss = loss_fn(model(xb), yb)
-                if args.sync_every_step and not torch.isfinite(loss).item():
-                    raise RuntimeError("diverged")
-                loss.backward()
-                state.loss = loss.detach()
-                for cb in callbacks:
-                    cb.before_step(state)
-                opt.step()
-                for cb in callbacks:
-                    cb.after_step(state)
-                state.step += 1
+                train_step(state, callbacks, xb, yb, loss_fn, autocast_dtype=torch.bfloat16,
+                           check_loss=args.sync_every_step)
             for cb in callbacks:
                 cb.on_epoch_end(state)
             sync()
@@ -106,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
             zero_ok = True
         results[name] = statistics.median(times)
         print(f"{name:7s} epoch {1e3 * results[name]:8.1f} ms  (epochs {', '.join(f'{1e3 * t:.1f}' for t in times)})"
-              f"  final loss {float(loss.detach()):.3f}  pruned weights exactly zero: {zero_ok}")
+              f"  final loss {float(state.loss):.3f}  pruned weights exactly zero: {zero_ok}")
     for name in ("masked", "signin", "ham"):
         print(f"{name} / dense = {results[name] / results['dense']:.3f}")
     print(f"signin / masked = {results['signin'] / results['masked']:.3f}; "

@@ -8,6 +8,7 @@ never substituted for it.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -108,6 +109,39 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable, classificati
     return res
 
 
+def train_step(state: TrainState, callbacks: Sequence[Callback], x: torch.Tensor, y: torch.Tensor,
+               loss_fn: Callable, autocast_dtype: torch.dtype | None = None, check_loss: bool = True) -> float:
+    """One optimiser step on the batch ``(x, y)`` with the callbacks at their fixed points; returns the
+    loss (``nan`` when ``check_loss`` is off).
+
+    ``check_loss`` reads the loss every step (a device sync on GPU) to raise :class:`Diverged` at the
+    exact step; ``autocast_dtype`` runs the forward under ``torch.autocast`` (``benchmark.gpu_check``:
+    bf16 on a GPU).  The training loop and the GPU check share this function.
+    """
+    model, opt = state.model, state.optimizer
+    state.batch = (x, y)
+    opt.zero_grad(set_to_none=True)
+    amp = torch.autocast(x.device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    with amp:
+        loss = loss_fn(model(x), y)
+    value = math.nan
+    if check_loss:
+        value = float(loss.detach())
+        if not math.isfinite(value) or abs(value) > EXPLODING_LOSS:
+            raise Diverged(state.step, value)
+    loss.backward()
+    state.loss = loss.detach()
+    for cb in callbacks:
+        cb.before_step(state)
+    opt.step()
+    if state.scheduler is not None:
+        state.scheduler.step()
+    for cb in callbacks:
+        cb.after_step(state)
+    state.step += 1
+    return value
+
+
 def train(state: TrainState, train_loader: Any, test_loader: Any, callbacks: Sequence[Callback],
           loss_fn: Callable, classification: bool = True,
           on_epoch: Callable[[dict[str, Any]], None] | None = None,
@@ -118,7 +152,7 @@ def train(state: TrainState, train_loader: Any, test_loader: Any, callbacks: Seq
     thousands of one-step epochs).  ``on_epoch`` receives each evaluated epoch's metrics right away (the runner appends them to metrics.jsonl
     and may checkpoint).  Raises :class:`Diverged` on a non-finite or exploding loss.
     """
-    model, opt = state.model, state.optimizer
+    model = state.model
     history: list[dict[str, Any]] = []
     if start_epoch == 0:
         for cb in callbacks:
@@ -133,23 +167,7 @@ def train(state: TrainState, train_loader: Any, test_loader: Any, callbacks: Seq
         t0 = time.perf_counter()
         loss_sum, n_batches = 0.0, 0
         for x, y in train_loader:
-            state.batch = (x, y)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            value = float(loss.detach())
-            if not math.isfinite(value) or abs(value) > EXPLODING_LOSS:
-                raise Diverged(state.step, value)
-            loss.backward()
-            state.loss = loss.detach()
-            for cb in callbacks:
-                cb.before_step(state)
-            opt.step()
-            if state.scheduler is not None:
-                state.scheduler.step()
-            for cb in callbacks:
-                cb.after_step(state)
-            state.step += 1
-            loss_sum += value
+            loss_sum += train_step(state, callbacks, x, y, loss_fn)
             n_batches += 1
         train_time = time.perf_counter() - t0
         state.metrics = {}
