@@ -20,6 +20,7 @@ SECTIONS = [
     ("step", "benchmark.perf.step", "section"),
     ("reparam", "benchmark.perf.reparam", "section"),
     ("optim", "benchmark.perf.optim", "section"),
+    ("nanoadam", "benchmark.perf.nanoadam", "section"),
     ("maskfb", "benchmark.perf.maskfb", "section"),
     ("graphon", "graphon.bench", "section"),
     ("workers", "benchmark.perf.workers", "section"),

@@ -147,3 +147,22 @@ def test_perf_only_updates_sections_in_place(tmp_path):
     assert text.startswith("# Benchmarks") and "**Incomplete" in text
     assert text.count("<!-- section:gpu -->") == 1 and text.count("<!-- /section:gpu -->") == 1
     assert "## GPU check (lent NVIDIA H200)" in text and "signin / dense" in text
+
+
+def test_nanoadam_state_bytes_count_moments_and_selection():
+    """NanoAdam's reported optimiser memory = two dense moments + 8 bytes per selected entry."""
+    import math
+
+    from benchmark.perf.nanoadam import _state_bytes, _variant
+
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    batch = (torch.randn(5, 12), torch.randint(0, 3, (5,)))
+    step = _variant(base, batch, "adamw", 0.1, mask_interval=4)
+    step()
+    opt = step.optimizer
+    params = list(opt.state)
+    moments = sum(2 * p.numel() * 4 for p in params)
+    selected = math.ceil(0.1 * 12 * 7)   # only the first weight matrix is selectable (the head is not)
+    assert sum(i.numel() for i in opt.selection.values()) == selected
+    assert _state_bytes(opt) == moments + 8 * selected
