@@ -34,7 +34,7 @@ x = torch.randn(batch, *shape, generator=g); y = torch.randint(0, 10, (batch,), 
 if opt_name == "sgd":
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 else:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, fused=True)  # as the recipes
 enf = None
 if variant == "masked":
     scores = {n: torch.rand(p.shape, generator=g) for n, p in prunable_parameters(model).items()}
