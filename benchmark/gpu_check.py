@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
     results = {}
     for name in ("dense", "masked", "signin", "ham"):
         torch.manual_seed(0)
-        model = MODELS.get("resnet20")(input_shape=(3, 32, 32), num_outputs=10).to(dev)
+        model = MODELS.get(args.model)(input_shape=(3, 32, 32), num_outputs=10).to(dev)
         model = model.to(memory_format=torch.channels_last)
         scores = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)).to(dev)
                   for n, p in prunable_parameters(model).items()}
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=20000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--sync-every-step", action="store_true")
+    p.add_argument("--model", default="resnet20", help="model of benchmark.tasks.models (default resnet20)")
     p.add_argument("--device", default="cuda", help="cuda (default); cpu only to smoke-test the script")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
