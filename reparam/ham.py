@@ -99,6 +99,22 @@ class HamOptimizer(OptimizerWrapper):
         base = self.base_optimizer
         return type(base) not in safe or any(g.get("maximize", False) for g in base.param_groups)
 
+    @property
+    def preserves_zeros(self) -> bool:
+        """Whether a step keeps an entry exactly 0 when its weight, gradient and optimiser state are 0
+        (the :class:`pruners.MaskEnforcer` then skips its post-step weight multiply; issue 10).
+
+        True when the base optimiser does (:func:`pruners.enforce.preserves_zeros`) and the mirror
+        step cannot turn a zero into anything else: at θ_{k+½} = 0 the exponent is −ηβ (sign 0,
+        gradient 0), ``exp`` of it is finite and positive, so θ_{k+1} = 0 · exp(…) = 0 with θ's sign
+        of zero kept — guaranteed when ``clamp > 0`` bounds the exponent, and by ``keep_zeros``
+        otherwise; the max-norm rescale multiplies by a finite factor.  A masked weight, whose
+        gradient the enforcer zeroes, therefore stays exactly where the enforcer's multiply would
+        put it (a NaN gradient gives NaN either way, since NaN · 0 is NaN)."""
+        from pruners.enforce import preserves_zeros
+
+        return preserves_zeros(self.base_optimizer) and (self.clamp > 0 or self.keep_zeros)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:
         copy = self._needs_grad_copy()
