@@ -171,3 +171,63 @@ def test_needs_input_shape_for_conv_and_prunable_layers():
         connectivity(conv, Masks.ones(conv))
     with pytest.raises(ConfigError, match="no prunable layers"):
         connectivity(nn.Sequential(nn.ReLU()), {})
+
+
+def _structured_masks(model: nn.Module, seed: int) -> Masks:
+    """Random masks plus whole output units / input channels removed: collapses and dead units."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for n, p in prunable_parameters(model).items():
+        m = torch.rand(p.shape, generator=g) < 0.3
+        m[torch.rand(p.shape[0], generator=g) < 0.3] = False            # dead output units
+        m[:, torch.rand(p.shape[1], generator=g) < 0.2] = False         # unused inputs
+        out[n] = m
+    return Masks(out)
+
+
+@pytest.mark.parametrize("name,shape", [("mlp", (64,)), ("lenet5", (1, 28, 28)), ("resnet20", (3, 16, 16)),
+                                        ("wrn22-2", (3, 16, 16)), ("resnet18", (3, 16, 16)),
+                                        ("vgg11", (3, 32, 32)), ("resnet50", (3, 32, 32))])
+def test_float32_propagation_equals_float64_reference(name, shape):
+    """The default (float32) pass gives exactly the float64 reference's answers, the model untouched."""
+    from benchmark.tasks.models import MODELS
+
+    torch.manual_seed(0)
+    model = MODELS.get(name)(shape, 10)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    cases = [random_masks(model, d, s) for s, d in enumerate((0.5, 0.05, 0.005, 0.0005))]
+    cases.append(_structured_masks(model, 7))
+    for masks in cases:
+        assert connectivity(model, masks, shape) == connectivity(model, masks, shape, dtype=torch.float64)
+    assert model.training and all(m.training for m in model.modules())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+class _WideChain(nn.Module):
+    """A prunable layer, then a long chain of wide non-prunable layers (weights set to 1 in the
+    propagation): path counts pass 3.4e38 (float32 overflows to inf, then 0 · inf = NaN)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 256)
+        self.chain = nn.Sequential(*[nn.Linear(256, 256) for _ in range(18)])
+        for layer in self.chain:
+            layer.sparsebench_prunable = False
+        self.last = nn.Linear(256, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(self.chain(self.first(x)))
+
+
+def test_float32_overflow_falls_back_to_float64():
+    model = _WideChain()
+    masks = Masks({n: torch.zeros(p.shape, dtype=torch.bool) for n, p in prunable_parameters(model).items()})
+    masks = Masks({**dict(masks), "first.weight": torch.ones(256, 4, dtype=torch.bool),
+                   "last.weight": torch.eye(2, 256, dtype=torch.bool)})
+    ref = connectivity(model, masks, (4,), dtype=torch.float64)
+    assert ref["effective_kept"] == 256 * 4 + 2 and not ref["disconnected"]
+    wrong = connectivity(model, masks, (4,), dtype=torch.float32)   # what float32 alone would report
+    assert wrong != ref
+    assert connectivity(model, masks, (4,)) == ref
