@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from benchmark.checkpoint import load_checkpoint, remove_checkpoint, restore, save_checkpoint
-from benchmark.runfolder import (RESULT, atomic_write_bytes, atomic_write_json, is_output_error,
-                                 output_error, reset_unfinished, run_dir)
+from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, atomic_write_json,
+                                 is_output_error, output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
 from benchmark.train import Diverged, build_optimizer, build_scheduler, evaluate, loss_function, train
@@ -48,6 +48,12 @@ def now() -> str:
 
 
 def versions() -> dict[str, str]:
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    """Looked up once per process: ``importlib.metadata`` scans the installed distributions (~2 ms)."""
     from importlib import metadata
 
     try:
@@ -141,7 +147,7 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
-def _prepare_folder(folder: Path, spec: RunSpec) -> dict | None:
+def _prepare_folder(folder: Path, spec: RunSpec, writes: BackgroundWrites) -> dict | None:
     """Make ``folder`` ready for a run: the checkpoint to resume from, or None after clearing it."""
     spec_dict = spec.to_dict()
     if (folder / RESULT).exists():  # a failed run retried: it is not done until it ends again
@@ -150,7 +156,7 @@ def _prepare_folder(folder: Path, spec: RunSpec) -> dict | None:
     if payload is None:
         reset_unfinished(folder)  # no usable checkpoint: start over
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "spec.json", spec_dict)
+    writes.write_json(folder / "spec.json", spec_dict)  # its fsync overlaps the training
     return payload
 
 
@@ -158,8 +164,9 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
     """Run ``spec`` (resuming from its checkpoint when there is one), write its folder under ``out``,
     and return its result record."""
     folder = run_dir(Path(out), spec.run_id)
+    writes = BackgroundWrites()  # the folder's files, made durable before result.json (runfolder)
     try:
-        resume = _prepare_folder(folder, spec)
+        resume = _prepare_folder(folder, spec, writes)
     except OSError as exc:
         raise output_error(Path(out), exc) from None
     log = RunLog(folder / "log.txt")
@@ -170,7 +177,7 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
             log(f"resume {spec.label()} on {device} from the checkpoint after epoch {resume['next_epoch']}")
         else:
             log(f"start {spec.label()} on {device}")
-        _train_run(spec, folder, torch.device(device), rec, log, resume)
+        _train_run(spec, folder, torch.device(device), rec, log, resume, writes)
         rec["status"] = "ok"
         rec["reason"] = ""
     except Diverged as exc:
@@ -188,6 +195,7 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
     rec["finished_at"] = now()
     try:
         log(f"end status={rec['status']}")
+        writes.wait()  # every other file of the folder is on disk before the result declares it done
         atomic_write_json(folder / RESULT, rec)
         if rec["status"] != "failed":
             remove_checkpoint(folder)
@@ -197,11 +205,12 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
 
 
 def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log: RunLog,
-               resume: dict | None = None) -> None:
+               resume: dict | None = None, writes: BackgroundWrites | None = None) -> None:
     from benchmark.metrics import FlopsTracker, SignFlipTracker, forward_backward_seconds, inference_flops, layer_macs
     from benchmark.tasks import build_model, get_task, make_loaders
     from benchmark.tasks.base import Recipe
 
+    writes = writes if writes is not None else BackgroundWrites()
     task = get_task(spec.task)
     recipe = build_config(Recipe, dict(spec.recipe), "recipe")
     rec.update(dataset=task.dataset, model=task.model)
@@ -300,6 +309,7 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
         # the last epoch ends in result.json instead; short runs are not worth a checkpoint per epoch
         # (SPARSEBENCH_CHECKPOINT_EVERY seconds between checkpoints, default 10; 0 = every epoch)
         if m["epoch"] < state.epochs and time.perf_counter() - last_checkpoint[0] >= checkpoint_every():
+            writes.wait()  # spec.json, which a resume checks the checkpoint against, is on disk first
             save_checkpoint(folder, spec.run_id, spec.to_dict(), state, callbacks, done,
                             trained_before + time.perf_counter() - t_train)
             last_checkpoint[0] = time.perf_counter()
@@ -308,23 +318,26 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
           start_epoch=start_epoch, eval_every=recipe.eval_every)
     history = done
     rec["train_time_s"] = trained_before + time.perf_counter() - t_train
+    if metrics_path.exists():
+        writes.sync(metrics_path)  # appended line by line; durable before result.json too
 
     # 3. merge, final masks, record
     reparam.merge(model)
     final = enforcer.masks
     if pruner.learned_sparsity:
         final = final.intersection(Masks.from_model_nonzero(model))
-    final.save(folder / "masks.pt")
+    # written by the writer thread while the final measurements below run (Masks are immutable)
+    writes.submit(final.save, folder / "masks.pt")
     for name, art in pruner.artifacts().items():  # e.g. IMP's ticket masks per round and rewind weights
         if isinstance(art, Masks):
-            art.save(folder / f"{name}.pt")
+            writes.submit(art.save, folder / f"{name}.pt")
         else:
             abuf = io.BytesIO()
             torch.save({k: v.detach().cpu() for k, v in dict(art).items()}, abuf)
-            atomic_write_bytes(folder / f"{name}.pt", abuf.getvalue())
+            writes.write_bytes(folder / f"{name}.pt", abuf.getvalue())
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    atomic_write_bytes(folder / "model.pt", buf.getvalue())
+    writes.write_bytes(folder / "model.pt", buf.getvalue())
     last = dict(history[-1])
     # Final metrics are those of the saved model: a schedule may change the network after the last
     # epoch's evaluation (e.g. a one-shot prune in on_end, STR / CS folding), so evaluate once more.
@@ -352,6 +365,7 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner),
                     "connectivity": {k: conn[k] for k in ("effective_layer_density", "dead_neurons_layer",
                                                           "collapsed_layers")}}
+    writes.wait()  # here, so a write error is classified like any error of the run (and timings below run alone)
     if spec.analysis.get("sparse_latency"):  # measured CSR vs dense inference on one test batch (CPU)
         from benchmark.sparse_export import sparse_speedup
 
