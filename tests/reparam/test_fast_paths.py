@@ -5,6 +5,9 @@
   parametrize's own getter wherever that one does more (caching, hooks, stacked parametrisations).
 * HAM declares that it keeps zeros, so the enforcer skips its post-step weight multiply: the weights
   and optimiser state are bit-identical to a run that multiplies after every step.
+* Evidence for the enforcer's owner: with a zero-keeping optimiser the post-step multiply of the
+  factors m, w of θ = m ⊙ w changes no bit either (Sign-In re-splits, PILoT's final prune, a mask
+  change with regrowth included), so it could be skipped for them too.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import torch
 from torch.nn.utils import parametrize
 
 import reparam.factorized as fz
-from pruners import MaskEnforcer, TrainState
+from pruners import MaskEnforcer, Masks, TrainState
 from pruners.enforce import preserves_zeros
 from pruners.registry import build_config
 from reparam import REPARAMS
@@ -204,3 +207,66 @@ def test_ham_skipped_weight_pass_is_bit_identical(make_base, args):
     for n, p in fast_model.named_parameters():
         if n in masks:
             assert bool((p[~masks[n]] == 0).all())
+
+
+# ------------------------------------------------------------------------------------------------
+# Evidence for the enforcer: its post-step multiply of the factors m, w changes no bit either
+def _factor_run(weight_pass: bool, name: str, args: dict, make_base, steps: int = 16):
+    model = tiny_mlp()
+    masks = random_masks(model, 0.5)
+    masks.apply_(model)
+    r = make(name, **args)
+    r.apply(model, masks)
+    enforcer = MaskEnforcer(r.mask_targets(model, masks), masks, weight_pass=weight_pass)
+    opt = r.wrap_optimizer(make_base([p for p in model.parameters() if p.requires_grad]))
+    cbs = [enforcer, *r.callbacks()]
+    spe = 4
+    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=None, epochs=steps // spe,  # type: ignore[arg-type]
+                       steps_per_epoch=spe, reparam=r)
+    for cb in cbs:
+        cb.on_start(state)
+    loss = regression_loss()
+    g = torch.Generator().manual_seed(5)
+    for step in range(steps):
+        if step % spe == 0:
+            state.epoch = step // spe
+            for cb in cbs:
+                cb.on_epoch_start(state)       # Sign-In re-splits here
+        if step == 6:                          # a schedule prunes some entries and grows others
+            new = {n: (m & (torch.rand(m.shape, generator=g) < 0.8)) | (torch.rand(m.shape, generator=g) < 0.1)
+                   for n, m in enforcer.masks.items()}
+            enforcer.update(Masks(new), opt)
+        opt.zero_grad(set_to_none=True)
+        loss(model).backward()
+        for cb in cbs:
+            cb.before_step(state)
+        opt.step()
+        for cb in cbs:
+            cb.after_step(state)
+        state.step += 1
+        if (step + 1) % spe == 0:
+            state.metrics = {}
+            for cb in cbs:
+                cb.on_epoch_end(state)         # PILoT's final prune at the last epoch
+    return model, opt, enforcer
+
+
+@pytest.mark.parametrize("name,args", [("signin", {"reset_every": 1}), ("pilot", {"alpha": 1e-2, "final_sparsity": 0.7}),
+                                       ("spred", {"alpha": 1e-2})])
+@pytest.mark.parametrize("make_base", [
+    lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=1e-2, fused=True),
+    lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-3),
+])
+def test_factor_weight_pass_changes_no_bit_with_zero_keeping_optimisers(name, args, make_base):
+    """m = w = ±0 at a pruned entry gives ∇m = ∇θ·w = ±0 and ∇w = ±0, PILoT's 2α·(m, w) = ±0, a
+    zero-keeping step leaves ±0, Sign-In's re-split writes 0 where both factors are 0, RegrowSplit only
+    touches kept entries, and ±0 · 0 = ±0 keeps even the sign bit: the multiply is a no-op."""
+    a_model, a_opt, _ = _factor_run(True, name, args, make_base)
+    b_model, b_opt, enforcer = _factor_run(False, name, args, make_base)
+    assert enforcer.weight_pass is False
+    assert_bit_identical(bits(a_model, a_opt), bits(b_model, b_opt))
+    for n, (m, w) in fz.factor_pairs(b_model).items():
+        pruned = ~enforcer.masks[n]
+        assert bool((m[pruned] == 0).all()) and bool((w[pruned] == 0).all())
