@@ -179,3 +179,59 @@ def test_stateful_schedules_resume_identically(tmp_path, monkeypatch, pruner, ar
     assert load_checkpoint(folder, spec.run_id, spec.to_dict())["next_epoch"] == 1
     monkeypatch.delenv(KILL_ENV)
     _assert_same_run(ref, _run(spec, out))
+
+
+def test_every_file_is_durable_before_the_result_declares_the_run_done(tmp_path, monkeypatch):
+    """The run folder's files are written by a background thread (benchmark.runfolder.BackgroundWrites):
+    each is still fsync'd before its rename, and all of them before result.json is renamed into place."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    spec = _spec(pruner="imp", rate=0.5, epochs=2)   # IMP also saves its tickets as artifacts
+    rec = execute(spec, tmp_path)
+    assert rec["status"] == "ok", rec["reason"]
+    folder = run_dir(tmp_path, spec.run_id)
+
+    def name(path: str) -> str:   # ".masks.pt.tmp-123" -> "masks.pt"
+        base = os.path.basename(path)
+        return base[1:].rsplit(".tmp-", 1)[0] if ".tmp-" in base else base
+
+    done = next(i for i, (kind, p) in enumerate(events) if kind == "replace" and name(p) == "result.json")
+    synced_before = {name(p) for kind, p in events[:done] if kind == "fsync"}
+    files = {p.name for p in folder.iterdir()} - {"log.txt", "result.json", "heartbeat"}
+    assert {"spec.json", "metrics.jsonl", "masks.pt", "masks.pt.json", "model.pt"} <= files
+    assert files <= synced_before, f"not on disk before result.json: {files - synced_before}"
+    for i, (kind, p) in enumerate(events):   # every rename follows the fsync of its temp file
+        if kind == "replace":
+            assert ("fsync", p) in events[:i], p
+
+
+@pytest.mark.parametrize("err, outcome", [(28, "output error"), (5, "failed")])   # ENOSPC, EIO
+def test_a_background_write_error_is_classified_like_an_inline_one(tmp_path, monkeypatch, err, outcome):
+    """A disk-full error while the masks are written stops the grid (OutputError) with no result;
+    another OSError (EIO outside the output folder's check) is the run's failure, as before."""
+    import pruners.masks as masks_mod
+    from benchmark.runfolder import OutputError
+
+    def broken(path, data):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(masks_mod, "_atomic_bytes", broken)
+    spec = _spec(pruner="magnitude", epochs=1)
+    if outcome == "output error":
+        with pytest.raises(OutputError):
+            execute(spec, tmp_path)
+        assert read_result(run_dir(tmp_path, spec.run_id)) is None
+    else:
+        rec = execute(spec, tmp_path)
+        assert rec["status"] == "failed" and "Input/output error" in rec["reason"]
