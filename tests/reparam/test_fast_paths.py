@@ -90,6 +90,17 @@ def test_fast_weight_is_the_product_with_mul_backward():
         assert theta is not mod.weight                 # computed afresh at every access
 
 
+def test_fast_weight_of_a_deep_copy_reads_the_copy():
+    import copy
+
+    model = tiny_mlp()
+    make("signin").apply(model, random_masks(model, 0.5))
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin[0].parametrizations.weight.original0.mul_(2)
+    assert torch.equal(twin[0].weight, 2 * model[0].weight)
+
+
 def test_fast_weight_falls_back_to_parametrize_where_it_does_more():
     model = tiny_mlp()
     r = make("signin")
