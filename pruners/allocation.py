@@ -24,24 +24,120 @@ ALLOCATIONS: Registry[type["Allocation"]] = Registry("allocation")
 register_allocation = ALLOCATIONS.register
 
 
-def stable_order(scores: torch.Tensor) -> torch.Tensor:
-    """Flat indices of ``scores`` sorted descending, ties by ascending index (deterministic)."""
+def _rank_values(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` flattened in the dtype they are ranked in: float16 / bfloat16 / integer / bool become
+    float32, float32 and float64 keep their own (float64 scores, SynFlow's double option, keep their
+    precision)."""
     flat = scores.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
-        flat = flat.float()  # float64 scores (SynFlow's double option) keep their precision
-    return torch.sort(flat, descending=True, stable=True).indices
+        flat = flat.float()
+    return flat
+
+
+def stable_order(scores: torch.Tensor) -> torch.Tensor:
+    """Flat indices of ``scores`` sorted descending, ties by ascending index (deterministic)."""
+    return torch.sort(_rank_values(scores), descending=True, stable=True).indices
+
+
+def _has_nan(flat: torch.Tensor) -> bool:
+    """Whether ``flat`` holds a NaN.  One reduction without a temporary in the common case: the sum is
+    NaN whenever an entry is NaN (it may also be NaN from +inf and -inf, then the exact test decides)."""
+    if not flat.is_floating_point():
+        return False
+    total = flat.sum()
+    return bool(total.isnan()) and bool(flat.isnan().any())
+
+
+#: Above this many scores the threshold is found among candidates bracketed by a strided sample
+#: (:func:`_kth_largest`) instead of by one selection over all of them.
+_SAMPLE_FROM = 1 << 18
+_SAMPLE_SIZE = 1 << 14
+
+
+def _kth_largest(parts: list[torch.Tensor], k: int) -> torch.Tensor:
+    """The k-th largest entry (1 ≤ k ≤ total) of the NaN-free flat ``parts`` taken together, as a 0-d
+    tensor, without sorting or concatenating them all.
+
+    Small inputs: one ``torch.kthvalue`` (linear-time selection).  Large inputs: a strided sample of
+    about ``_SAMPLE_SIZE`` entries, sorted, gives bounds lo ≤ hi expected to bracket the answer with a
+    wide margin (± 6 binomial standard deviations of the sample rank); with a = #entries above hi and
+    C = the entries in [lo, hi], the answer is the (k − a)-th largest of C whenever a < k ≤ a + |C| —
+    checked, so the result is exact for any input; when the bracket misses (rare, e.g. data periodic
+    with the stride) the selection runs over everything.  Cost: a few comparison passes plus a
+    selection over the candidates (a few per cent of the entries) instead of one over all N.
+    """
+    n = sum(p.numel() for p in parts)
+    if n > _SAMPLE_FROM:
+        stride = n // _SAMPLE_SIZE
+        sample = torch.cat([p[::stride] for p in parts])
+        ranked = torch.sort(sample, descending=True).values
+        s = ranked.numel()
+        pos = k * s / n                       # where the k-th largest is expected in ``ranked``
+        margin = 6.0 * math.sqrt(pos * max(0.0, 1.0 - pos / s)) + 8.0
+        i_hi, i_lo = int(pos - margin), int(math.ceil(pos + margin))
+        hi = ranked[i_hi] if i_hi >= 0 else None
+        lo = ranked[i_lo] if i_lo < s else None
+        above, candidates = 0, []
+        for p in parts:
+            inside = p <= hi if hi is not None else None
+            if inside is not None:
+                above += p.numel() - int(torch.count_nonzero(inside))
+            if lo is not None:
+                inside = p >= lo if inside is None else inside.logical_and_(p >= lo)
+            candidates.append(p if inside is None else p[inside])
+        cand = torch.cat(candidates)
+        r = k - above
+        if 1 <= r <= cand.numel():
+            return torch.kthvalue(cand, cand.numel() - r + 1).values
+    flat = parts[0] if len(parts) == 1 else torch.cat(parts)
+    return torch.kthvalue(flat, n - k + 1).values
+
+
+def _first_true(flags: torch.Tensor, count: int) -> torch.Tensor:
+    """Flat indices of the first ``count`` True entries of the 1-d bool ``flags`` (ascending)."""
+    return flags.nonzero().reshape(-1)[:count]
+
+
+def _top_flags(parts: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+    """Per part, the flat bool flags of the first ``k`` entries of a descending stable sort of the
+    ``parts`` (1-d, one dtype) concatenated: the k highest values, ties by concatenation order.
+
+    Found by selection: t = the k-th largest value; every entry above t is kept, and the remaining
+    places go to the entries equal to t in concatenation order (part by part, ascending index), which
+    is where the stable sort puts them.  Values holding a NaN (ranked above everything by
+    ``torch.sort``) take the sort itself.
+    """
+    sizes = [p.numel() for p in parts]
+    n = sum(sizes)
+    k = max(0, min(int(k), n))
+    if k == 0 or k == n:
+        return [torch.full((s,), k > 0, dtype=torch.bool, device=p.device) for p, s in zip(parts, sizes)]
+    if any(_has_nan(p) for p in parts):
+        flat = torch.cat(parts)
+        kept = torch.zeros(n, dtype=torch.bool, device=flat.device)
+        kept[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
+        return [f.clone() for f in kept.split(sizes)] if len(parts) > 1 else [kept]
+    t = _kth_largest(parts, k)
+    kept = [p > t for p in parts]
+    missing = k - sum(int(torch.count_nonzero(f)) for f in kept)   # >= 1: t is among the first k
+    for p, f in zip(parts, kept):
+        if missing <= 0:
+            break
+        ties = _first_true(p == t, missing)
+        f[ties] = True
+        missing -= ties.numel()
+    return kept
+
+
+def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask (shape of ``scores``) of the ``k`` highest scores, ties kept by ascending flat index:
+    exactly ``stable_order(scores)[:k]`` as a mask, by selection instead of a full sort (:func:`_top_flags`)."""
+    return _top_flags([_rank_values(scores)], k)[0].view(scores.shape)
 
 
 def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:
-    """Keep the ``counts[name]`` highest scores of each layer (stable ties)."""
-    out = {}
-    for name, s in scores.items():
-        k = int(counts[name])
-        flat = torch.zeros(s.numel(), dtype=torch.bool, device=s.device)
-        if k > 0:
-            flat[stable_order(s)[:k]] = True
-        out[name] = flat.view_as(s)
-    return Masks(out)
+    """Keep the ``counts[name]`` highest scores of each layer (stable ties, :func:`top_k_mask`)."""
+    return Masks({name: top_k_mask(s, int(counts[name])) for name, s in scores.items()})
 
 
 @dataclass
@@ -77,6 +173,11 @@ class Allocation:
         if not scores:
             raise ConfigError("the model has no prunable layers (weights of Linear / Conv modules), so there is "
                               "nothing to prune; use pruner 'dense' or a model with Linear / Conv layers")
+        return self._masks(scores, density)
+
+    def _masks(self, scores: Mapping[str, torch.Tensor], density: float) -> Masks:
+        """:meth:`masks` after its checks: the counts, then the top scores of each layer.  An allocation
+        that can build the masks more directly than count-then-select overrides this."""
         return masks_from_counts(scores, self.counts(scores, density))
 
     # helpers ----------------------------------------------------------------------------------
@@ -102,23 +203,51 @@ class GlobalAllocation(Allocation):
     defined this way in their papers).
     """
 
-    def counts(self, scores: Mapping[str, torch.Tensor], density: float) -> dict[str, int]:
+    def _select(self, scores: Mapping[str, torch.Tensor], density: float) \
+            -> tuple[dict[str, int], list[str], torch.dtype, list[torch.Tensor]]:
+        """The ``budget`` highest free scores network-wide, ties by (layer order, flat index).
+
+        Returns the counts fixed by dense_first / dense_last, the free layers, the common dtype the
+        free scores are ranked in, and per free layer the flat bool flags of its kept scores (on the
+        first free layer's device).  The kept set is the first ``budget`` entries of a descending
+        stable sort of all free scores concatenated, found by selection: t = the budget-th largest
+        score; everything above t is kept, and the remaining places go to the scores equal to t in
+        concatenation order (layer by layer, ascending flat index), where the stable sort puts them.
+        """
         fixed, budget, free = self._budget(scores, density)
-        counts = dict(fixed)
         if not free:
-            return counts
-        # one sort on the scores' own device (a GPU sorts SynFlow's 100 rounds fast), in the widest
-        # score dtype so float64 scores are not rounded into ties
+            return fixed, free, torch.float32, []
+        # on the scores' own device (a GPU selects SynFlow's 100 rounds fast), in the widest score
+        # dtype so float64 scores are not rounded into ties
         device = scores[free[0]].device
         dtype = torch.promote_types(torch.float32, functools.reduce(
             torch.promote_types, (scores[n].dtype for n in free)))
-        flat = torch.cat([scores[n].detach().reshape(-1).to(device=device, dtype=dtype) for n in free])
-        owner = torch.cat([torch.full((scores[n].numel(),), i, dtype=torch.long, device=device)
-                           for i, n in enumerate(free)])
-        kept_owner = owner[stable_order(flat)[:budget]]
-        per = torch.bincount(kept_owner, minlength=len(free))
-        counts.update({n: int(per[i]) for i, n in enumerate(free)})
+        parts = [scores[n].detach().reshape(-1).to(device=device, dtype=dtype) for n in free]
+        return fixed, free, dtype, _top_flags(parts, budget)
+
+    def counts(self, scores: Mapping[str, torch.Tensor], density: float) -> dict[str, int]:
+        fixed, free, _, kept = self._select(scores, density)
+        counts = dict(fixed)
+        counts.update({n: int(torch.count_nonzero(m)) for n, m in zip(free, kept)})
         return counts
+
+    def _masks(self, scores: Mapping[str, torch.Tensor], density: float) -> Masks:
+        """The global kept set split by layer, without ranking each layer again.
+
+        Equal to :meth:`counts` followed by :func:`masks_from_counts` (the layer's top ``count``
+        scores in its own ranking dtype, :func:`_rank_values`) whenever that dtype orders the layer's
+        scores as the common dtype does: always for floating-point scores (widening is exact).
+        Integer scores ranked in float64 beside float64 layers take the per-layer path instead.
+        """
+        fixed, free, dtype, kept = self._select(scores, density)
+        if dtype != torch.float32 and any(not scores[n].is_floating_point() for n in free):
+            counts = dict(fixed)
+            counts.update({n: int(torch.count_nonzero(m)) for n, m in zip(free, kept)})
+            return masks_from_counts(scores, counts)
+        flags = dict(zip(free, kept))
+        return Masks({name: (flags[name].to(s.device).view(s.shape) if name in flags else
+                             torch.ones(tuple(s.shape), dtype=torch.bool, device=s.device))
+                      for name, s in scores.items()})
 
 
 @register_allocation("uniform")

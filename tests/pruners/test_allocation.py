@@ -186,3 +186,150 @@ def test_no_prunable_layers_and_bad_density():
 def test_apportion_exact_and_capped():
     c = apportion({"a": 2.5, "b": 2.5, "c": 9.9}, {"a": 3, "b": 3, "c": 9}, 14)
     assert sum(c.values()) == 14 and c["c"] == 9 and c["a"] == 3 and c["b"] == 2
+
+
+# -------------------------------------------------------------------------------------------------
+# Selection instead of sorting: bit-identical to the sort-based reference on tie-heavy scores
+
+def reference_stable_order(s: torch.Tensor) -> torch.Tensor:
+    """The original ranking: a full descending stable sort (float16 / bfloat16 / integer → float32)."""
+    flat = s.detach().reshape(-1)
+    if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    return torch.sort(flat, descending=True, stable=True).indices
+
+
+def reference_masks_from_counts(s: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, torch.Tensor]:
+    """The original per-layer masks: sort each layer, keep the first ``count`` indices."""
+    out = {}
+    for name, v in s.items():
+        k = int(counts[name])
+        flat = torch.zeros(v.numel(), dtype=torch.bool)
+        if k > 0:
+            flat[reference_stable_order(v)[:k]] = True
+        out[name] = flat.view_as(v)
+    return out
+
+
+def reference_global_counts(a, s: dict[str, torch.Tensor], density: float) -> dict[str, int]:
+    """The original global counts: one stable sort of all free scores, kept entries counted per layer."""
+    import functools
+
+    fixed, budget, free = a._budget(s, density)
+    counts = dict(fixed)
+    if not free:
+        return counts
+    dtype = torch.promote_types(torch.float32, functools.reduce(torch.promote_types, (s[n].dtype for n in free)))
+    flat = torch.cat([s[n].reshape(-1).to(dtype) for n in free])
+    owner = torch.cat([torch.full((s[n].numel(),), i, dtype=torch.long) for i, n in enumerate(free)])
+    per = torch.bincount(owner[reference_stable_order(flat)[:budget]], minlength=len(free))
+    counts.update({n: int(per[i]) for i, n in enumerate(free)})
+    return counts
+
+
+def tie_scores(seed: int, kind: str) -> dict[str, torch.Tensor]:
+    """Scores with many ties: few distinct values, zeros of both signs, −1 (SynFlow's pruned), ±inf."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for i, (n, shape) in enumerate(SHAPES.items()):
+        v = torch.randint(0, 4, shape, generator=g).double() / 4          # 0, .25, .5, .75
+        if kind != "few-values":
+            v = torch.where(torch.rand(shape, generator=g) < 0.5, torch.rand(shape, generator=g, dtype=torch.float64), v)
+        v = torch.where(torch.rand(shape, generator=g) < 0.2, torch.full_like(v, -1.0), v)
+        v = torch.where(torch.rand(shape, generator=g) < 0.05, torch.full_like(v, -0.0), v)
+        if kind == "inf":
+            v.view(-1)[:3] = float("inf")
+            v.view(-1)[-2:] = float("-inf")
+        if kind == "nan":
+            v.view(-1)[5:7] = float("nan")
+        if kind == "mixed":   # float64, float32, float16 and integer layers side by side
+            v = [v, v.float(), v.half(), (v * 4).long()][i % 4]
+        elif kind == "int32":
+            v = [v.float(), (v * 4).int()][i % 2]
+        elif kind == "float64":
+            v = v + torch.rand(shape, generator=g, dtype=torch.float64) * 1e-12  # differs below float32
+        elif kind != "float64-only":
+            v = v.float()
+        out[n] = v
+    return out
+
+
+KINDS = ["few-values", "random", "inf", "nan", "mixed", "int32", "float64", "float64-only"]
+ALLOC_ARGS = [("global", {}), ("global", {"dense_first": True}), ("global", {"dense_last": True, "dense_first": True}),
+              ("uniform", {}), ("erk", {}), ("er", {}), ("balanced", {}), ("balanced", {"redistribute": False}),
+              ("pyramidal", {}), ("custom", {"densities": {"conv2": 0.3}})]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name,args", ALLOC_ARGS)
+def test_masks_bit_identical_to_sort_reference(kind, name, args):
+    a = alloc(name, **args)
+    for seed in range(2):
+        s = tie_scores(seed, kind)
+        for density in (0.0, 0.003, 0.1, 0.35, 0.5, 0.8, 0.97, 1.0):
+            try:
+                counts = reference_global_counts(a, s, density) if name == "global" else a.counts(s, density)
+            except ConfigError:
+                continue
+            if name == "global":
+                assert a.counts(s, density) == counts
+            ref = reference_masks_from_counts(s, counts)
+            m = a.masks(s, density)
+            assert list(m) == list(ref)
+            for n in ref:
+                assert m[n].dtype == torch.bool and m[n].shape == ref[n].shape
+                assert torch.equal(m[n], ref[n]), (kind, name, density, n)
+
+
+def test_top_k_mask_equals_stable_sort_prefix():
+    from pruners.allocation import top_k_mask
+
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.bool):
+        v = torch.randint(-3, 4, (7, 11), generator=g)
+        v = v.bool() if dtype == torch.bool else v.to(dtype)
+        if dtype.is_floating_point:
+            v = v / 2
+        for k in (-1, 0, 1, 2, 5, 38, 76, 77, 100):
+            ref = torch.zeros(v.numel(), dtype=torch.bool)
+            if k > 0:
+                ref[reference_stable_order(v)[:k]] = True
+            assert torch.equal(top_k_mask(v, k), ref.view_as(v)), (dtype, k)
+
+
+def test_sampled_threshold_path_bit_identical(monkeypatch):
+    """Large inputs find the threshold among candidates bracketed by a strided sample; shrink the
+    sizes so the test scores take that path, and include data on which the bracket misses
+    (periodic with the stride), which must fall back to a full selection: both exact."""
+    import pruners.allocation as A
+
+    monkeypatch.setattr(A, "_SAMPLE_FROM", 500)
+    monkeypatch.setattr(A, "_SAMPLE_SIZE", 64)
+    sizes = []
+    real = torch.kthvalue
+
+    def spy(x, k, *a, **kw):
+        sizes.append(x.numel())
+        return real(x, k, *a, **kw)
+
+    monkeypatch.setattr(torch, "kthvalue", spy)
+    for kind in ("few-values", "random", "inf", "float64"):
+        for name, args in ALLOC_ARGS:
+            a = alloc(name, **args)
+            s = tie_scores(0, kind)
+            for density in (0.003, 0.1, 0.5, 0.97):
+                try:
+                    counts = reference_global_counts(a, s, density) if name == "global" else a.counts(s, density)
+                except ConfigError:
+                    continue
+                ref = reference_masks_from_counts(s, counts)
+                m = a.masks(s, density)
+                assert all(torch.equal(m[n], ref[n]) for n in ref), (kind, name, density)
+    assert any(n < N // 4 for n in sizes)                      # candidates only
+    periodic = {"a": (torch.arange(4096) % 64).float().view(64, 64)}
+    sizes.clear()
+    for k in (1, 100, 2000, 4000, 4095):
+        ref = torch.zeros(4096, dtype=torch.bool)
+        ref[reference_stable_order(periodic["a"])[:k]] = True
+        assert torch.equal(A.top_k_mask(periodic["a"], k).reshape(-1), ref)
+    assert 4096 in sizes                                       # the bracket missed: full selection
