@@ -25,6 +25,7 @@ Choices:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -62,25 +63,52 @@ class SynFlow(Pruner):
         if self.iterations < 1:
             raise ConfigError(f"pruner 'synflow' iterations {self.iterations} must be >= 1 (paper: 100)")
 
-    def masked_scores(self, model: nn.Module, ctx: PruneContext,
-                      masks: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """One SynFlow score of the network masked by ``masks`` (None = dense)."""
-        params = require_prunable(model, "synflow")
+    def abs_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """|θ| of the prunable weights, in float64 with ``double``: computed once by
+        :meth:`initial_masks` and shared by its rounds, since the weights do not change between them."""
         dtype = torch.float64 if self.double else None
+        out = {}
+        for name, p in require_prunable(model, "synflow").items():
+            v = p.detach().abs()
+            out[name] = v.to(dtype) if dtype is not None and v.is_floating_point() else v
+        return out
+
+    def masked_scores(self, model: nn.Module, ctx: PruneContext,
+                      masks: Mapping[str, torch.Tensor] | None = None, *,
+                      abs_weights: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """One SynFlow score of the network masked by ``masks`` (None = dense).
+
+        ``abs_weights``: :meth:`abs_weights` of this model, when the caller has them already.  The
+        returned score tensors are new (nothing else refers to them).
+        """
+        params = require_prunable(model, "synflow")
+        absolute = self.abs_weights(model) if abs_weights is None else abs_weights
+        dtype = torch.float64 if self.double else None
+        # copies of |θ| (parameters, floating buffers) and of the other buffers, so the model's own
+        # tensors are never written; a prunable weight is |θ| · mask (a new tensor) or, unmasked, a new
+        # leaf sharing |θ|'s storage (autograd does not write its leaves)
         state: dict[str, torch.Tensor] = {}
         for name, p in model.named_parameters():
+            if name in params:
+                v = absolute[name]
+                if masks is not None and name in masks:
+                    v = torch.mul(v, masks[name].to(device=v.device))  # bool mask: no float copy of it
+                state[name] = v.detach().requires_grad_(True)
+                continue
             v = p.detach().abs()
             if dtype is not None and v.is_floating_point():
                 v = v.to(dtype)
             if masks is not None and name in masks:
-                v = v * masks[name].to(device=v.device, dtype=v.dtype)
-            state[name] = v.requires_grad_(name in params)
+                v.mul_(masks[name].to(device=v.device))
+            state[name] = v
         for name, b in model.named_buffers():
-            v = b.detach().clone()
+            v = b.detach()
             if v.is_floating_point():
                 v = v.abs()
                 if dtype is not None:
                     v = v.to(dtype)
+            else:
+                v = v.clone()
             state[name] = v
         first = next(iter(params.values()))
         x = torch.ones((1, *ctx.input_shape), dtype=dtype or first.dtype, device=first.device)
@@ -89,17 +117,22 @@ class SynFlow(Pruner):
             flow = out.sum()
             leaves = [state[n] for n in params]
             grads = torch.autograd.grad(flow, leaves, allow_unused=True)
+        del state, out, flow
         scores = {}
+        tops = []
         for (name, leaf), g in zip(zip(params, leaves), grads):
-            s = torch.zeros_like(leaf) if g is None else (g * leaf).detach().abs()
-            if not bool(torch.isfinite(s).all()):
+            s = torch.zeros_like(leaf.detach()) if g is None else torch.mul(g, leaf.detach()).abs_()
+            # scores are >= 0 or NaN, so one max (which propagates NaN) tells whether all are finite
+            top = float(s.max()) if s.numel() else 0.0
+            if not math.isfinite(top):
                 raise ConfigError(f"pruner 'synflow': the synaptic flow overflowed at {name!r}; set pruner "
                                   "args double = true")
             scores[name] = s
+            tops.append(top)
         if self.double:
-            top = max(float(s.max()) for s in scores.values())
+            top = max(tops)
             if top > 0:
-                scores = {n: s / top for n, s in scores.items()}
+                scores = {n: s.div_(top) for n, s in scores.items()}
             scores = {n: s.to(params[n].dtype) for n, s in scores.items()}
         return scores
 
@@ -109,14 +142,29 @@ class SynFlow(Pruner):
 
     def initial_masks(self, model: nn.Module, ctx: PruneContext, sparsity: float,
                       allocation: Allocation) -> Masks:
-        """Algorithm 1: E rounds of (score the masked network, keep density d^{(e+1)/E})."""
+        """Algorithm 1: E rounds of (score the masked network, keep density d^{(e+1)/E}).
+
+        Already-pruned weights get score −1, below every kept weight (scores are ≥ 0).  |θ| is computed
+        once for all rounds.  With this class's own :meth:`masked_scores`, whose scores are new tensors
+        of exactly the prunable weights' names and shapes and checked finite, the generic
+        ``checked_scores`` runs on the first round only and the −1 is written in place; an overriding
+        subclass gets both checks on every round and its tensors are not written.
+        """
         density = density_of(sparsity)
+        own = type(self).masked_scores is SynFlow.masked_scores
+        absolute = self.abs_weights(model) if own else None
         masks: Masks | None = None
         for e in range(self.iterations):
-            scores = checked_scores(self, self.masked_scores(model, ctx, masks), model)
+            scores = (self.masked_scores(model, ctx, masks, abs_weights=absolute) if own
+                      else self.masked_scores(model, ctx, masks))
+            if e == 0 or not own:
+                scores = checked_scores(self, scores, model)
             if masks is not None:
-                scores = {n: torch.where(masks[n].to(s.device), s, torch.full_like(s, -1.0))
-                          for n, s in scores.items()}
+                if own:
+                    scores = {n: s.masked_fill_(masks[n].to(s.device).logical_not(), -1.0)
+                              for n, s in scores.items()}
+                else:
+                    scores = {n: torch.where(masks[n].to(s.device), s, -1.0) for n, s in scores.items()}
             masks = allocation.masks(scores, density ** ((e + 1) / self.iterations))
         assert masks is not None
         return masks
