@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"LeNet-300-100, batch 128, {args.threads} threads, mask density {args.density}, "
           f"{args.reps} interleaved reps x {args.steps} steps after {args.warmup} warm-up steps")
     for k, v in {**t_sgd, **t_adam}.items():
-        print(f"  {k:12s} {v * 1e3:8.3f} ms/step")
+        print(f"  {k:14s} {v * 1e3:8.3f} ms/step")
     for k, v in ratios.items():
         print(f"  {k:26s} {v:6.3f}x")
     print(f"  optimiser state: adamw {mem['adamw'] / 1e6:.3f} MB, nanoadam {mem['nanoadam'] / 1e6:.3f} MB "
