@@ -22,13 +22,15 @@ enforcer does as few as it can:
   written (while it is still in cache), instead of in a separate pass before the step.  Only
   gradients accumulated into ``.grad`` are affected; ``torch.autograd.grad`` (SNIP, GraSP, SynFlow,
   RigL's dense gradient) never sees the hook.  :meth:`detach` (``on_end``) removes the hooks.
-- The post-step weight multiply is skipped when it cannot change a bit: the targets are plain weights
-  (not reparam factors) and the optimiser is one whose step leaves an entry at exactly zero when its
-  weight, gradient and state are zero (:func:`preserves_zeros`: SGD with or without momentum,
-  Nesterov and weight decay; Adam / AdamW with ε > 0, AMSGrad included).  Everything else — HAM's
-  mirror step, NanoAdam, steepest descent, plug-in optimisers, Sign-In / PILoT factors (their
-  periodic re-split may touch pruned entries) — keeps the multiply after every step.  Tests check that
-  both paths give bit-identical weights and optimiser state.
+- The post-step weight multiply is skipped when it cannot change a bit: the optimiser is one whose
+  step leaves an entry at exactly zero when its weight, gradient and state are zero
+  (:func:`preserves_zeros`: SGD with or without momentum, Nesterov and weight decay; Adam / AdamW
+  with ε > 0, AMSGrad included; HAM over one of these, which declares it).  The factors m, w of
+  θ = m ⊙ w are both zero at pruned entries, so their gradients are (signed) zeros there and the same
+  argument holds (tests/reparam/test_fast_paths.py checks Sign-In re-splits, PILoT's final prune and
+  mask changes with regrowth).  Everything else — NanoAdam, steepest descent, plug-in optimisers —
+  keeps the multiply after every step.  Tests check that both paths give bit-identical weights and
+  optimiser state.
 
 When a schedule changes the masks (GMP, RigL, IMP, …), :meth:`MaskEnforcer.update` zeroes the
 weights that became pruned, sets the weights that were grown to zero, and resets every per-parameter
@@ -50,7 +52,11 @@ GRAD_ZERO_ATTR = "_sparsebench_grad_zero_where_masked"
 
 def mark_grad_zero_where_masked(*params: torch.Tensor) -> None:
     """Declare that the gradient of each of ``params`` is zero wherever its mask is false *by
-    construction* (its partner factor is zero there), so :class:`MaskEnforcer` need not mask it."""
+    construction* (its partner factor is zero there), so :class:`MaskEnforcer` need not mask it.
+
+    The declaration includes that nothing but the optimiser step writes a nonzero into a masked entry
+    of these parameters (a reparam's re-split or regrowth keeps masked entries at zero), so the
+    post-step multiply can be skipped for them as for plain weights (:func:`preserves_zeros`)."""
     for p in params:
         setattr(p, GRAD_ZERO_ATTR, True)
 
@@ -85,8 +91,7 @@ class MaskEnforcer(Callback):
         masks: the current masks.
         weight_pass: multiply the weights by the masks after every step: ``True`` always, ``False``
             never (the caller vouches that the step keeps zeros), ``None`` (default) decided by
-            :meth:`attach` — skipped only for plain-weight targets and a :func:`preserves_zeros`
-            optimiser.
+            :meth:`attach` — skipped for a :func:`preserves_zeros` optimiser.
     """
 
     def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks,
@@ -154,8 +159,7 @@ class MaskEnforcer(Callback):
                     if p.requires_grad and not getattr(p, GRAD_ZERO_ATTR, False):
                         self._hooks.append(p.register_post_accumulate_grad_hook(self._mask_grad_hook))
         if self._weight_pass_option is None:
-            plain = all(not getattr(p, GRAD_ZERO_ATTR, False) for ps in self._targets.values() for p in ps)
-            self.weight_pass = not (plain and preserves_zeros(optimizer))
+            self.weight_pass = not preserves_zeros(optimizer)
 
     def detach(self) -> None:
         """Remove the gradient hooks (gradients accumulate unmasked again)."""

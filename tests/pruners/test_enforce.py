@@ -152,7 +152,7 @@ def test_weight_pass_is_kept_where_zeros_are_not_guaranteed():
     forced.detach()
 
 
-def test_factor_targets_keep_the_weight_pass():
+def test_factor_targets_need_no_hook_and_follow_the_optimiser_for_the_weight_pass():
     from pruners.enforce import mark_grad_zero_where_masked
 
     model = lenet_like()
@@ -163,7 +163,10 @@ def test_factor_targets_keep_the_weight_pass():
         mark_grad_zero_where_masked(*ps)
     enforcer = MaskEnforcer(factors, masks)
     enforcer.attach(torch.optim.SGD(model.parameters(), lr=0.1))
-    assert enforcer.weight_pass is True and not enforcer.attached   # no gradient needs a hook
+    assert enforcer.weight_pass is False and not enforcer.attached   # no gradient needs a hook
+    enforcer = MaskEnforcer(factors, masks)
+    enforcer.attach(torch.optim.RMSprop(model.parameters(), lr=0.1))
+    assert enforcer.weight_pass is True
 
 
 def test_hooks_mask_accumulated_grads_only_while_attached_and_follow_mask_updates():
