@@ -54,9 +54,10 @@ _SAMPLE_FROM = 1 << 18
 _SAMPLE_SIZE = 1 << 14
 
 
-def _kth_largest(parts: list[torch.Tensor], k: int) -> torch.Tensor:
-    """The k-th largest entry (1 ≤ k ≤ total) of the NaN-free flat ``parts`` taken together, as a 0-d
-    tensor, without sorting or concatenating them all.
+def _kth_largest(parts: list[torch.Tensor], k: int) -> tuple[torch.Tensor, list[int] | None]:
+    """The k-th largest entry t (1 ≤ k ≤ total) of the NaN-free flat ``parts`` taken together, as a 0-d
+    tensor, without sorting or concatenating them all; with it, how many entries of each part equal t
+    when that is known for free (None otherwise).
 
     Small inputs: one ``torch.kthvalue`` (linear-time selection).  Large inputs: a strided sample of
     about ``_SAMPLE_SIZE`` entries, sorted, gives bounds lo ≤ hi expected to bracket the answer with a
@@ -64,7 +65,8 @@ def _kth_largest(parts: list[torch.Tensor], k: int) -> torch.Tensor:
     C = the entries in [lo, hi], the answer is the (k − a)-th largest of C whenever a < k ≤ a + |C| —
     checked, so the result is exact for any input; when the bracket misses (rare, e.g. data periodic
     with the stride) the selection runs over everything.  Cost: a few comparison passes plus a
-    selection over the candidates (a few per cent of the entries) instead of one over all N.
+    selection over the candidates (a few per cent of the entries) instead of one over all N.  Every
+    entry equal to t is a candidate, so the candidates also say which parts hold ties at t.
     """
     n = sum(p.numel() for p in parts)
     if n > _SAMPLE_FROM:
@@ -88,9 +90,10 @@ def _kth_largest(parts: list[torch.Tensor], k: int) -> torch.Tensor:
         cand = torch.cat(candidates)
         r = k - above
         if 1 <= r <= cand.numel():
-            return torch.kthvalue(cand, cand.numel() - r + 1).values
+            t = torch.kthvalue(cand, cand.numel() - r + 1).values
+            return t, [int(torch.count_nonzero(c == t)) for c in candidates]
     flat = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return torch.kthvalue(flat, n - k + 1).values
+    return torch.kthvalue(flat, n - k + 1).values, None
 
 
 def _first_true(flags: torch.Tensor, count: int) -> torch.Tensor:
@@ -117,12 +120,14 @@ def _top_flags(parts: list[torch.Tensor], k: int) -> list[torch.Tensor]:
         kept = torch.zeros(n, dtype=torch.bool, device=flat.device)
         kept[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
         return [f.clone() for f in kept.split(sizes)] if len(parts) > 1 else [kept]
-    t = _kth_largest(parts, k)
+    t, tie_counts = _kth_largest(parts, k)
     kept = [p > t for p in parts]
     missing = k - sum(int(torch.count_nonzero(f)) for f in kept)   # >= 1: t is among the first k
-    for p, f in zip(parts, kept):
+    for i, (p, f) in enumerate(zip(parts, kept)):
         if missing <= 0:
             break
+        if tie_counts is not None and tie_counts[i] == 0:
+            continue   # no entry of this part equals t
         ties = _first_true(p == t, missing)
         f[ties] = True
         missing -= ties.numel()

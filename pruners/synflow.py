@@ -92,14 +92,15 @@ class SynFlow(Pruner):
             if name in params:
                 v = absolute[name]
                 if masks is not None and name in masks:
-                    v = torch.mul(v, masks[name].to(device=v.device))  # bool mask: no float copy of it
+                    # a float copy of the mask: multiplying by it is several times faster than by bools
+                    v = v * masks[name].to(device=v.device, dtype=v.dtype)
                 state[name] = v.detach().requires_grad_(True)
                 continue
             v = p.detach().abs()
             if dtype is not None and v.is_floating_point():
                 v = v.to(dtype)
             if masks is not None and name in masks:
-                v.mul_(masks[name].to(device=v.device))
+                v.mul_(masks[name].to(device=v.device, dtype=v.dtype))
             state[name] = v
         for name, b in model.named_buffers():
             v = b.detach()
@@ -161,10 +162,17 @@ class SynFlow(Pruner):
                 scores = checked_scores(self, scores, model)
             if masks is not None:
                 if own:
-                    scores = {n: s.masked_fill_(masks[n].to(s.device).logical_not(), -1.0)
-                              for n, s in scores.items()}
+                    scores = {n: _minus_one_where_pruned(s, masks[n]) for n, s in scores.items()}
                 else:
                     scores = {n: torch.where(masks[n].to(s.device), s, -1.0) for n, s in scores.items()}
             masks = allocation.masks(scores, density ** ((e + 1) / self.iterations))
         assert masks is not None
         return masks
+
+
+def _minus_one_where_pruned(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``torch.where(mask, scores, -1)``, written into ``scores`` (finite, ≥ 0) as s·m + (m − 1) with m
+    the float mask: s·1 + 0 = s and s·0 − 1 = −1 exactly, and arithmetic on a float mask runs several
+    times faster than ``masked_fill_`` / ``where`` on a bool one."""
+    m = mask.to(device=scores.device, dtype=scores.dtype, copy=True)
+    return scores.mul_(m).add_(m.sub_(1.0))
