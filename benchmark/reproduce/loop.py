@@ -9,12 +9,12 @@ dominate their cost, which is why they have this loop instead of ``sparsebench r
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from pruners import Callback, Masks, TrainState, prunable_parameters
+from pruners import Callback, MaskEnforcer, Masks, TrainState, prunable_parameters
 
 
 def dense_masks(model: nn.Module) -> Masks:
@@ -67,18 +67,35 @@ class Driver:
         steps_per_epoch: steps per "epoch" (the unit of the reparams' schedules).
         epochs: number of epochs (``total_steps = epochs × steps_per_epoch``).
         callbacks: extra callbacks run after the reparam's.
+        masks: sparse training: the masks are applied, the reparam installed on them and a
+            :class:`pruners.MaskEnforcer` runs first among the callbacks (``None``: dense).
+        scheduler_factory: ``optimizer -> lr scheduler`` over the base optimiser, stepped after each step.
     """
 
     def __init__(self, model: nn.Module, reparam, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-                 steps_per_epoch: int, epochs: int, callbacks: Sequence[Callback] = ()) -> None:
-        if reparam is not None:
+                 steps_per_epoch: int, epochs: int, callbacks: Sequence[Callback] = (),
+                 masks: Masks | None = None,
+                 scheduler_factory: Callable[[torch.optim.Optimizer], Any] | None = None) -> None:
+        self.enforcer: MaskEnforcer | None = None
+        if masks is not None:
+            # sparse: masks applied, reparam installed on them, the enforcer first (as the runner does)
+            masks.apply_(model)
+            if reparam is not None:
+                reparam.apply(model, masks)
+            targets = reparam.mask_targets(model, masks) if reparam is not None else \
+                {n: [p] for n, p in prunable_parameters(model).items() if n in masks}
+            self.enforcer = MaskEnforcer(targets, masks)
+        elif reparam is not None:
             reparam.apply(model, dense_masks(model))
         opt = make_optimizer([p for p in model.parameters() if p.requires_grad])
         self.optimizer = reparam.wrap_optimizer(opt) if reparam is not None else opt
-        self.callbacks: list[Callback] = [*(reparam.callbacks() if reparam is not None else []), *callbacks]
+        self.scheduler = (scheduler_factory(getattr(self.optimizer, "base_optimizer", self.optimizer))
+                          if scheduler_factory is not None else None)
+        self.callbacks: list[Callback] = [*([self.enforcer] if self.enforcer is not None else []),
+                                          *(reparam.callbacks() if reparam is not None else []), *callbacks]
         self.model, self.reparam = model, reparam
-        self.state = TrainState(model=model, optimizer=self.optimizer, masks=None, ctx=None, epochs=epochs,
-                                steps_per_epoch=steps_per_epoch, reparam=reparam)
+        self.state = TrainState(model=model, optimizer=self.optimizer, masks=self.enforcer, ctx=None, epochs=epochs,
+                                steps_per_epoch=steps_per_epoch, scheduler=self.scheduler, reparam=reparam)
         for cb in self.callbacks:
             cb.on_start(self.state)
 
@@ -100,6 +117,8 @@ class Driver:
         for cb in self.callbacks:
             cb.before_step(s)
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         for cb in self.callbacks:
             cb.after_step(s)
         s.step += 1
