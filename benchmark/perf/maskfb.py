@@ -53,7 +53,8 @@ def measure(model_name: str, pruners: list[str], batch: int = 128, synflow_itera
 
     ctx = PruneContext(seed=0, batches=batches, loss_fn=F.cross_entropy, device=torch.device("cpu"),
                        num_classes=10, input_shape=(3, 32, 32), prune_batch_size=batch)
-    out = {"model": model_name, "batch": batch, "params": sum(p.numel() for p in model.parameters())}
+    out = {"model": model_name, "batch": batch, "params": sum(p.numel() for p in model.parameters()),
+           "synflow_iterations": synflow_iterations}
     fb = forward_backward_seconds(model, x[:batch], y[:batch], F.cross_entropy)
     out["fb_s"] = fb
     for name in pruners:
@@ -98,12 +99,14 @@ def section(quick: bool = False) -> str:
     if not quick:
         lines += ["", f"SynFlow-100: {', '.join(r['model'] + f' {v:.1f}' for r, v in zip(results, syn))} FB — "
                   f"{'meets' if max(syn) <= SYNFLOW_TARGET_FB else 'misses'} the ≤ {SYNFLOW_TARGET_FB:.0f} target. "
-                  "A SynFlow round is one forward-backward of a single all-ones sample (cheap against a batch of "
-                  f"{results[0]['batch']}) plus the global allocation over all scores. The allocation is the "
-                  "cost on large models: `GlobalAllocation.counts` sorts all N scores (a stable sort, for "
-                  "deterministic ties) and `masks_from_counts` sorts every layer again, 100 times; at VGG-16's "
-                  "14.7 M weights that is the share above. Proposed fix for the owner of `pruners/allocation.py` "
-                  "(not in this issue's files): derive each layer's kept set from the one global order (the "
-                  "global sort's indices, split by layer) instead of re-sorting per layer, and in SynFlow's "
-                  "intermediate rounds rank only the still-kept scores; both keep the masks bit-identical."]
+                  "A SynFlow round is one forward-backward of a single all-ones sample through |θ| (cheap against a "
+                  f"batch of {results[0]['batch']}) plus the global allocation over all N scores; per round: "
+                  + ", ".join(f"{r['model']} {r['synflow']['s'] / r['synflow_iterations']:.2f} s (allocation "
+                              f"{r['synflow']['alloc_s'] / r['synflow_iterations']:.2f} s)" for r in results)
+                  + ". The allocation selects instead of sorting: the budget-th largest score is found among "
+                  "candidates bracketed by a strided sample (a few linear passes, no N log N sort), each layer's "
+                  "kept set is read off that one threshold (no per-layer ranking), and entries tied at the threshold "
+                  "are kept by flat index as a stable sort would, so the masks are bit-identical to sorting "
+                  "(tests/pruners/test_allocation.py, tests/pruners/test_synflow_reference.py). SynFlow computes "
+                  "|θ| once per pruning and makes one masked copy per round."]
     return "\n".join(lines) + "\n"
