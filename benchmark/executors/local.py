@@ -1,9 +1,23 @@
 """The local executor: a pool of worker processes on this machine, one run per worker.
 
-torch's intra-op threads are split between workers (``cores // workers`` each) so that two workers
-on two cores do not oversubscribe the CPU.  With one worker and no per-run time limit the runs
-execute in this process (no start-up cost).  Workers use the ``spawn`` start method: forking a
-process that already ran torch's OpenMP thread pool can deadlock.
+Threads: every run gets :func:`run_threads` torch intra-op threads — the grid's ``cpus`` for the run
+(``[resources]``, default 1), or ``$SPARSEBENCH_THREADS`` when set, at most ``cores // workers`` so
+that the workers never oversubscribe the machine — whatever the number of workers.  Two reasons:
+
+* results: on CPU, torch's kernels may split reductions differently with another thread count (a
+  LeNet-5 run ends with other weights at 1 and 2 threads; the MLP tasks do not), so a run's result
+  must not depend on ``--workers``: the same grid gives the same masks, metrics and weights with 1
+  or N workers (tests/benchmark/test_executors.py);
+* speed: the quick grid's models are small, and torch's threads spin-wait for each other; with any
+  other job on the machine, 2 threads made a ``digits-mlp`` / ``fmnist-lenet300`` run 10–20× slower
+  than 1 thread (docs/scaling.md, "Threads").  Grids parallelise over runs instead (``--workers``),
+  as the Ray and Slurm executors do (one thread per requested CPU).
+
+With one worker and no per-run time limit the runs execute in this process (no start-up cost; the
+thread count is set per run and restored afterwards).  Workers use the ``spawn`` start method:
+forking a process that already ran torch's OpenMP thread pool can deadlock.  A worker stays alive for
+all its runs, so its imports and the datasets it loaded (``benchmark.runner.load_task_data`` caches
+per process) serve every later run.
 
 The pool is our own (not ``concurrent.futures``) so that it knows which run each worker holds:
 
@@ -24,6 +38,7 @@ import multiprocessing.connection as mpc
 import os
 import time
 import traceback
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,16 +51,39 @@ from benchmark.executors.base import (EXECUTORS, Executor, died_reason, execute_
 from benchmark.spec import RunSpec
 from pruners.registry import ConfigError
 
-#: Seconds a worker gets to exit after being asked to stop before it is killed.
+#: Seconds to wait for a process to go away (a worker whose pipe broke; a killed worker to be reaped).
 STOP_GRACE_S = 10.0
 
 
+#: Environment variable that sets the torch threads of every run of the local executor.
+THREADS_ENV = "SPARSEBENCH_THREADS"
+
+
 def threads_per_worker(workers: int) -> int:
+    """The most threads a run may use without oversubscribing the cores: ``cores // workers``."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def run_threads(resources: Any = None, workers: int = 1) -> int:
+    """torch intra-op threads for one run: ``$SPARSEBENCH_THREADS``, else the run's ``cpus`` resource
+    (default 1; the integer part, as the Ray executor does), capped at :func:`threads_per_worker`."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        try:
+            wanted = int(env)
+        except ValueError:
+            raise ConfigError(f"${THREADS_ENV} = {env!r} must be a whole number of threads >= 1, "
+                              f"e.g. {THREADS_ENV}=1") from None
+        if wanted < 1:
+            raise ConfigError(f"${THREADS_ENV} = {env!r} must be >= 1, e.g. {THREADS_ENV}=1")
+    else:
+        wanted = int(max(1.0, float(getattr(resources, "cpus", 1.0) if resources is not None else 1.0)))
+    return min(wanted, threads_per_worker(workers))
+
+
 def _worker_main(conn: mpc.Connection, threads: int, imports: list[str]) -> None:
-    """Worker loop: receive (spec dict, out, device, grid), send back ("ok", record) or an error."""
+    """Worker loop: receive (spec dict, out, device, grid, threads, imports), send back ("ok", record) or an
+    error.  ``threads`` and ``imports`` are the ones for the worker's start-up (each run brings its own)."""
     torch.set_num_threads(threads)
     import benchmark.runner  # noqa: F401  (the slow imports happen before any run's clock starts)
     from benchmark.executors.base import load_worker_imports
@@ -58,7 +96,9 @@ def _worker_main(conn: mpc.Connection, threads: int, imports: list[str]) -> None
             return
         if msg is None:
             return
-        spec_dict, out, device, grid = msg
+        spec_dict, out, device, grid, threads, imports = msg
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         conn.send(("started", None))  # the time limit counts from here, not from the worker's start-up
         try:
             conn.send(("ok", execute_in_worker(spec_dict, out, device, grid, None, imports)))
@@ -89,17 +129,30 @@ class LocalExecutor(Executor):
         self.workers = max(1, int(workers))
         self.device = device
         self.run_timeout = float(run_timeout) if run_timeout else None
+        # A pool's workers start now: their imports (~4 s: torch, torchvision, pandas) and the driver's own
+        # preparations (the CLI loads every dataset of the grid first) then overlap instead of adding up.
+        # They are daemon processes: an executor that never runs goes away with the driver.
+        self._warm: list[_Worker] = []
+        if self.workers > 1 or self.run_timeout is not None:
+            self._warm.extend(self._start(mp.get_context("spawn"), 1, worker_imports()) for _ in range(self.workers))
+            weakref.finalize(self, _stop, self._warm)  # those still unused when the executor goes away
 
     def run(self, specs: list[RunSpec], out: Path, grid: str,
             resources: Mapping[str, Any] | None = None) -> Iterator[dict]:
         if not specs:
             return
+        resources = resources or {}
+        threads = {s.run_id: run_threads(resources.get(s.run_id), self.workers) for s in specs}
         if self.workers == 1 and self.run_timeout is None:
-            torch.set_num_threads(threads_per_worker(1))
-            for spec in specs:
-                yield execute_in_worker(spec.to_dict(), str(out), self.device, grid, None, [])
+            before = torch.get_num_threads()
+            try:
+                for spec in specs:
+                    torch.set_num_threads(threads[spec.run_id])
+                    yield execute_in_worker(spec.to_dict(), str(out), self.device, grid, None, [])
+            finally:
+                torch.set_num_threads(before)
             return
-        yield from self._pool(specs, Path(out), grid)
+        yield from self._pool(specs, Path(out), grid, threads)
 
     # the pool ------------------------------------------------------------------------------------
     def _start(self, ctx: Any, threads: int, imports: list[str]) -> _Worker:
@@ -109,14 +162,17 @@ class LocalExecutor(Executor):
         child.close()
         return _Worker(proc=proc, conn=parent)
 
-    def _pool(self, specs: list[RunSpec], out: Path, grid: str) -> Iterator[dict]:
+    def _pool(self, specs: list[RunSpec], out: Path, grid: str, threads_of: Mapping[str, int]) -> Iterator[dict]:
         from benchmark.runner import now, record_failure
 
         ctx = mp.get_context("spawn")
         n = min(self.workers, len(specs))
-        threads, imports = threads_per_worker(self.workers), worker_imports()
+        threads, imports = 1, worker_imports()  # a worker's start-up; each run sets its own threads and imports
         pending = deque(specs)
-        workers: list[_Worker | None] = [self._start(ctx, threads, imports) for _ in range(n)]
+        warm = [w for w in self._warm if w.proc.is_alive()]
+        _stop([w for w in self._warm if w not in warm] + warm[n:])
+        self._warm.clear()
+        workers: list[_Worker | None] = warm[:n] + [self._start(ctx, threads, imports) for _ in range(n - len(warm[:n]))]
         try:
             while pending or any(w is not None and w.spec is not None for w in workers):
                 for i, w in enumerate(workers):
@@ -125,7 +181,8 @@ class LocalExecutor(Executor):
                     if w is not None and w.spec is None and pending:
                         w.spec = pending.popleft()
                         w.started, w.started_at = math.inf, now()   # until the worker says "started"
-                        w.conn.send((w.spec.to_dict(), str(out), self.device, grid))
+                        w.conn.send((w.spec.to_dict(), str(out), self.device, grid, threads_of[w.spec.run_id],
+                                     imports))
                 busy = [w for w in workers if w is not None and w.spec is not None]
                 timeout = None
                 if self.run_timeout is not None:
@@ -185,13 +242,15 @@ def _elapsed(w: _Worker) -> float | None:
 
 
 def _stop(workers: list[_Worker]) -> None:
-    """Ask idle workers to exit, kill busy ones (the driver is stopping), reap all."""
+    """End the pool: kill every worker and reap it.
+
+    An idle worker holds nothing (its last run's files and result.json were written and fsync'd before
+    it answered), and asking it to exit made the driver wait for the interpreter teardown of a process
+    with torch loaded (~1–2 s at the end of every grid); a busy one is killed as before (the driver is
+    stopping; its run keeps its checkpoint)."""
     for w in workers:
         try:
-            if w.spec is None:
-                w.conn.send(None)
-            else:
-                w.proc.kill()
+            w.proc.kill()
         except (OSError, ValueError):
             pass
     deadline = time.monotonic() + STOP_GRACE_S

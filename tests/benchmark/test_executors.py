@@ -55,6 +55,64 @@ def test_grid_resources_per_task(faulty):
     assert g.specs[0].run_id == _grid([{"mode": "none"}]).specs[0].run_id
 
 
+def test_run_threads_follow_the_grid_not_the_worker_count(monkeypatch):
+    """A run's torch threads: its cpus resource (default 1) or $SPARSEBENCH_THREADS, capped so the
+    workers never oversubscribe the cores; never cores // workers by default."""
+    from benchmark.executors.local import THREADS_ENV, run_threads, threads_per_worker
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert run_threads() == run_threads(None, 1) == run_threads(Resources(1.0, 0.0), 4) == 1
+    assert run_threads(Resources(2.0, 0.0), 1) == 2 and run_threads(Resources(2.5, 0.0), 2) == 2
+    assert run_threads(Resources(16.0, 0.0), 2) == threads_per_worker(2) == 4
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert run_threads(None, 1) == run_threads(Resources(1.0, 0.0), 2) == 3
+    assert run_threads(None, 4) == 2   # capped at 8 cores // 4 workers
+    for bad in ("0", "two"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ConfigError, match=THREADS_ENV):
+            run_threads()
+
+
+def test_one_and_two_workers_give_identical_results(tmp_path):
+    """The same grid with --workers 1 (in this process) and 2 (spawned workers): identical masks,
+    weights and metrics.  LeNet-5 is a model whose weights depend on torch's thread count on CPU, so
+    this holds because a run's thread count no longer depends on the number of workers."""
+    from benchmark.tasks import load_data
+
+    try:
+        load_data("fashion-mnist")
+    except Exception as exc:  # noqa: BLE001 - the dataset is an optional system package
+        pytest.skip(f"fashion-mnist not available: {exc}")
+    raw = {"name": "det", "tasks": ["fmnist-lenet5"], "sparsities": [0.9], "seeds": [0, 1],
+           "recipe": {"epochs": 1, "max_train_batches": 12},
+           "pruners": [{"name": "snip"}, {"name": "random", "allocation": "uniform"}]}
+    g = expand_grid(raw)
+    for workers in (1, 2):
+        report = run_grid(g.specs, tmp_path / f"w{workers}", LocalExecutor(workers=workers), grid="det",
+                          progress=False, echo=lambda line: None, resources=g.resources)
+        assert report.status == {"ok": len(g.specs)}
+    import torch
+
+    def strip(rec):
+        drop = ("time", "started_at", "finished_at", "mask_time_fb")
+        return {k: v for k, v in rec.items() if not any(d in k for d in drop)}
+
+    ones = {r["run_id"]: r for r in iter_results(tmp_path / "w1")}
+    twos = {r["run_id"]: r for r in iter_results(tmp_path / "w2")}
+    assert ones.keys() == twos.keys() and len(ones) == len(g.specs)
+    for rid in ones:
+        assert strip(ones[rid]) == strip(twos[rid]), rid
+        for name in ("masks.pt", "model.pt"):
+            a = torch.load(tmp_path / "w1" / "runs" / rid / name)
+            b = torch.load(tmp_path / "w2" / "runs" / rid / name)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (rid, name)
+        lines = [[{k: v for k, v in json.loads(line).items() if "time" not in k}
+                  for line in (tmp_path / w / "runs" / rid / "metrics.jsonl").read_text().splitlines()]
+                 for w in ("w1", "w2")]
+        assert lines[0] == lines[1], rid
+
+
 @pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30:00", 90), ("2-00:00:00", 2880), ("1-12", 2160),
                                            ("5:30", 6)])
 def test_slurm_time_formats(text, minutes):
