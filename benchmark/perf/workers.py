@@ -1,9 +1,12 @@
 """Quick grid with 2 workers vs 1 worker (wall time; target speed-up ≥ 1.7×).
 
 ``sparsebench run GRID --out TMP --workers N`` for N = 1 and 2, each into a fresh temporary folder (so
-no run is skipped), one after the other; the figure is wall(1 worker) / wall(2 workers).  The local
-executor is a spawn process pool that splits the torch threads between its workers.  ``--quick`` runs a
-small grid (digits-mlp, dense and random at 90 %, one seed) instead of grids/quick.toml.
+no run is skipped), one after the other; the figure is wall(1 worker) / wall(2 workers).  Every run uses
+one torch thread whatever the number of workers (the local executor's default, so that results do not
+depend on ``--workers``; ``benchmark.executors.local``), so the figure measures the parallelism over runs.
+The other way to use two cores, one worker whose runs use two threads (``SPARSEBENCH_THREADS=2``), is
+timed as a third command and reported beside.  ``--quick`` runs a small grid (digits-mlp, dense and
+random at 90 %, two seeds) instead of grids/quick.toml.
 """
 from __future__ import annotations
 
@@ -31,12 +34,18 @@ allocation = "uniform"
 """
 
 
-def run_grid(grid: Path, workers: int) -> float:
+def run_grid(grid: Path, workers: int, threads: int | None = None) -> float:
+    """Wall time of ``sparsebench run GRID --workers N`` into a fresh folder (``threads``: torch threads
+    per run through $SPARSEBENCH_THREADS; None = the executor's default, one)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("SPARSEBENCH_THREADS", None)
+    if threads is not None:
+        env["SPARSEBENCH_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix=f"perf-w{workers}-") as out:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "benchmark.cli", "run", str(grid), "--out", out,
-                        "--workers", str(workers)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                        "--workers", str(workers), "--no-progress"], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         return time.perf_counter() - t0
 
 
@@ -50,16 +59,21 @@ def section(quick: bool = False) -> str:
         load0 = load_average()
         t1 = run_grid(grid, 1)
         t2 = run_grid(grid, 2)
+        t1x2 = run_grid(grid, 1, threads=2)
         load1 = load_average()
     name = "a small grid (digits-mlp, 4 runs)" if quick else "`grids/quick.toml`"
     speed = t1 / t2
     lines = ["## Grid: 2 workers vs 1 worker", "",
-             f"{name} run from scratch into temporary folders with `sparsebench run --workers 1` and then "
-             f"`--workers 2` (wall time of the whole command, process start and data loading included). "
-             f"Load average {load0:.1f} before, {load1:.1f} after.", "",
-             "| workers | wall time (s) |", "|---|---|",
-             f"| 1 | {t1:.1f} |", f"| 2 | {t2:.1f} |", "",
-             f"Speed-up: **{speed:.2f}×** (target ≥ 1.7×: {'meets' if speed >= 1.7 else 'misses'}"
-             f"{'' if load0 < 2.5 else '; the other jobs on the machine took cores the second worker needed'}).",
+             f"{name} run from scratch into temporary folders with `sparsebench run --workers 1`, then "
+             f"`--workers 2`, then `--workers 1` with `SPARSEBENCH_THREADS=2` (wall time of the whole command, "
+             f"process start and data loading included). Every run uses one torch thread unless "
+             f"`SPARSEBENCH_THREADS` says otherwise, whatever `--workers` is, so a run's result does not depend "
+             f"on the number of workers (docs/scaling.md, \"Threads\"). Load average {load0:.1f} before, "
+             f"{load1:.1f} after.", "",
+             "| workers | torch threads per run | wall time (s) |", "|---|---|---|",
+             f"| 1 | 1 | {t1:.1f} |", f"| 2 | 1 | {t2:.1f} |", f"| 1 | 2 (`SPARSEBENCH_THREADS=2`) | {t1x2:.1f} |", "",
+             f"Speed-up of 2 workers over 1: **{speed:.2f}×** (target ≥ 1.7×: {'meets' if speed >= 1.7 else 'misses'}"
+             f"{'' if load0 < 2.5 else '; the other jobs on the machine took cores the second worker needed'}). "
+             f"Over one worker with two threads per run, the other way to use both cores: {t1x2 / t2:.2f}×.",
              ""]
     return "\n".join(lines)
