@@ -54,61 +54,105 @@ _SAMPLE_FROM = 1 << 18
 _SAMPLE_SIZE = 1 << 14
 
 
-def _kth_largest(parts: list[torch.Tensor], k: int) -> tuple[torch.Tensor, list[int] | None]:
-    """The k-th largest entry t (1 ≤ k ≤ total) of the NaN-free flat ``parts`` taken together, as a 0-d
-    tensor, without sorting or concatenating them all; with it, how many entries of each part equal t
-    when that is known for free (None otherwise).
-
-    Small inputs: one ``torch.kthvalue`` (linear-time selection).  Large inputs: a strided sample of
-    about ``_SAMPLE_SIZE`` entries, sorted, gives bounds lo ≤ hi expected to bracket the answer with a
-    wide margin (± 6 binomial standard deviations of the sample rank); with a = #entries above hi and
-    C = the entries in [lo, hi], the answer is the (k − a)-th largest of C whenever a < k ≤ a + |C| —
-    checked, so the result is exact for any input; when the bracket misses (rare, e.g. data periodic
-    with the stride) the selection runs over everything.  Cost: a few comparison passes plus a
-    selection over the candidates (a few per cent of the entries) instead of one over all N.  Every
-    entry equal to t is a candidate, so the candidates also say which parts hold ties at t.
-    """
-    n = sum(p.numel() for p in parts)
-    if n > _SAMPLE_FROM:
-        stride = n // _SAMPLE_SIZE
-        sample = torch.cat([p[::stride] for p in parts])
-        ranked = torch.sort(sample, descending=True).values
-        s = ranked.numel()
-        pos = k * s / n                       # where the k-th largest is expected in ``ranked``
-        margin = 6.0 * math.sqrt(pos * max(0.0, 1.0 - pos / s)) + 8.0
-        i_hi, i_lo = int(pos - margin), int(math.ceil(pos + margin))
-        hi = ranked[i_hi] if i_hi >= 0 else None
-        lo = ranked[i_lo] if i_lo < s else None
-        above, candidates = 0, []
-        for p in parts:
-            inside = p <= hi if hi is not None else None
-            if inside is not None:
-                above += p.numel() - int(torch.count_nonzero(inside))
-            if lo is not None:
-                inside = p >= lo if inside is None else inside.logical_and_(p >= lo)
-            candidates.append(p if inside is None else p[inside])
-        cand = torch.cat(candidates)
-        r = k - above
-        if 1 <= r <= cand.numel():
-            t = torch.kthvalue(cand, cand.numel() - r + 1).values
-            return t, [int(torch.count_nonzero(c == t)) for c in candidates]
-    flat = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return torch.kthvalue(flat, n - k + 1).values, None
-
-
 def _first_true(flags: torch.Tensor, count: int) -> torch.Tensor:
     """Flat indices of the first ``count`` True entries of the 1-d bool ``flags`` (ascending)."""
     return flags.nonzero().reshape(-1)[:count]
+
+
+def _keep_above(parts: list[torch.Tensor], k: int, t: torch.Tensor) -> list[torch.Tensor]:
+    """Given t, the k-th largest value: every entry above t, then entries equal to t in concatenation
+    order until k are kept (where a descending stable sort puts them)."""
+    kept = [p > t for p in parts]
+    missing = k - sum(int(torch.count_nonzero(f)) for f in kept)   # >= 1: t is among the first k
+    for p, f in zip(parts, kept):
+        if missing <= 0:
+            break
+        ties = _first_true(p == t, missing)
+        f[ties] = True
+        missing -= ties.numel()
+    return kept
+
+
+def _bracketed(parts: list[torch.Tensor], k: int) -> list[torch.Tensor] | torch.Tensor | None:
+    """The sampled shortcut of :func:`_top_flags` for large inputs: the kept flags, or only the
+    threshold t (a 0-d tensor) when it sits on a bracket bound, or None when the bracket misses.
+
+    A strided sample of about ``_SAMPLE_SIZE`` entries, sorted, gives bounds lo < hi expected to
+    bracket t, the k-th largest value, with a wide margin (± 6 binomial standard deviations of the
+    sample rank).  In descending order the entries fall in five blocks, [> hi] [= hi] [strictly
+    between: the candidates C] [= lo] [< lo]; counting them tells which block holds the k-th entry:
+    t = hi, t = lo, or an order statistic of C found by ``torch.kthvalue`` over C alone (a few per
+    cent of the entries).  In that last, usual case the flags come straight from the passes already
+    made: the entries ≥ hi, plus the candidates above t, plus the first candidates equal to t (every
+    entry equal to t is a candidate).  The bounds are left out of C so that a large block of equal
+    values at a bound (SynFlow's −1 for pruned weights lies right below the kept scores) does not
+    flood it.  Every case is decided by exact counts, so the result never depends on the sample;
+    a miss (rare, e.g. data periodic with the stride) leaves the selection to the caller.
+    """
+    n = sum(p.numel() for p in parts)
+    stride = n // _SAMPLE_SIZE
+    ranked = torch.sort(torch.cat([p[::stride] for p in parts]), descending=True).values
+    s = ranked.numel()
+    pos = k * s / n                           # where t is expected in ``ranked``
+    margin = 6.0 * math.sqrt(pos * max(0.0, 1.0 - pos / s)) + 8.0
+    i_hi, i_lo = int(pos - margin), int(math.ceil(pos + margin))
+    hi = ranked[i_hi] if i_hi >= 0 else None
+    lo = ranked[i_lo] if i_lo < s else None
+    if hi is not None and lo is not None and not bool(lo < hi):
+        lo = None                             # one block of equal values spans the bracket
+    if hi is None and lo is None:
+        return None
+    at_or_above, below_hi, positions, candidates = 0, [], [], []
+    for p in parts:
+        inside = None
+        if hi is not None:
+            inside = p < hi
+            below_hi.append(inside)
+            at_or_above += p.numel() - int(torch.count_nonzero(inside))
+        if lo is not None:
+            inside = p > lo if inside is None else (p > lo).logical_and_(inside)
+        idx = inside.nonzero().reshape(-1)
+        positions.append(idx)
+        candidates.append(p[idx])
+    if k <= at_or_above:                      # t >= hi: t = hi unless k entries exceed it
+        if sum(int(torch.count_nonzero(p > hi)) for p in parts) < k:
+            return hi
+        return None
+    r = k - at_or_above                       # the rank of t among the entries below hi
+    size = sum(c.numel() for c in candidates)
+    if r > size:
+        if lo is not None and r <= size + sum(int(torch.count_nonzero(p == lo)) for p in parts):
+            return lo
+        return None
+    cand = candidates[0] if len(candidates) == 1 else torch.cat(candidates)
+    t = torch.kthvalue(cand, size - r + 1).values
+    kept = []
+    missing = r
+    for i, (p, idx, c) in enumerate(zip(parts, positions, candidates)):
+        f = below_hi[i].logical_not_() if hi is not None else torch.zeros(p.numel(), dtype=torch.bool,
+                                                                            device=p.device)
+        above_t = idx[c > t]
+        f[above_t] = True
+        missing -= above_t.numel()
+        kept.append(f)
+    for idx, c, f in zip(positions, candidates, kept):   # ties at t: concatenation order
+        if missing <= 0:
+            break
+        ties = idx[c == t][:missing]
+        f[ties] = True
+        missing -= ties.numel()
+    return kept
 
 
 def _top_flags(parts: list[torch.Tensor], k: int) -> list[torch.Tensor]:
     """Per part, the flat bool flags of the first ``k`` entries of a descending stable sort of the
     ``parts`` (1-d, one dtype) concatenated: the k highest values, ties by concatenation order.
 
-    Found by selection: t = the k-th largest value; every entry above t is kept, and the remaining
-    places go to the entries equal to t in concatenation order (part by part, ascending index), which
-    is where the stable sort puts them.  Values holding a NaN (ranked above everything by
-    ``torch.sort``) take the sort itself.
+    Found by selection, not sorting: t = the k-th largest value; every entry above t is kept, and the
+    remaining places go to the entries equal to t in concatenation order (part by part, ascending
+    index), which is where the stable sort puts them.  Large inputs take the sampled shortcut
+    (:func:`_bracketed`), small ones (or a missed bracket) one ``torch.kthvalue`` over everything.
+    Values holding a NaN (ranked above everything by ``torch.sort``) take the sort itself.
     """
     sizes = [p.numel() for p in parts]
     n = sum(sizes)
@@ -120,18 +164,13 @@ def _top_flags(parts: list[torch.Tensor], k: int) -> list[torch.Tensor]:
         kept = torch.zeros(n, dtype=torch.bool, device=flat.device)
         kept[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
         return [f.clone() for f in kept.split(sizes)] if len(parts) > 1 else [kept]
-    t, tie_counts = _kth_largest(parts, k)
-    kept = [p > t for p in parts]
-    missing = k - sum(int(torch.count_nonzero(f)) for f in kept)   # >= 1: t is among the first k
-    for i, (p, f) in enumerate(zip(parts, kept)):
-        if missing <= 0:
-            break
-        if tie_counts is not None and tie_counts[i] == 0:
-            continue   # no entry of this part equals t
-        ties = _first_true(p == t, missing)
-        f[ties] = True
-        missing -= ties.numel()
-    return kept
+    found = _bracketed(parts, k) if n > _SAMPLE_FROM else None
+    if isinstance(found, list):
+        return found
+    if found is None:
+        flat = parts[0] if len(parts) == 1 else torch.cat(parts)
+        found = torch.kthvalue(flat, n - k + 1).values
+    return _keep_above(parts, k, found)
 
 
 def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:

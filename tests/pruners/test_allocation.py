@@ -276,6 +276,7 @@ def test_masks_bit_identical_to_sort_reference(kind, name, args):
             ref = reference_masks_from_counts(s, counts)
             m = a.masks(s, density)
             assert list(m) == list(ref)
+            assert len({m[n].untyped_storage().data_ptr() for n in m}) == len(m)   # no shared storage
             for n in ref:
                 assert m[n].dtype == torch.bool and m[n].shape == ref[n].shape
                 assert torch.equal(m[n], ref[n]), (kind, name, density, n)
@@ -333,3 +334,20 @@ def test_sampled_threshold_path_bit_identical(monkeypatch):
         ref[reference_stable_order(periodic["a"])[:k]] = True
         assert torch.equal(A.top_k_mask(periodic["a"], k).reshape(-1), ref)
     assert 4096 in sizes                                       # the bracket missed: full selection
+    monkeypatch.setattr(A, "_SAMPLE_SIZE", 1024)
+    g = torch.Generator().manual_seed(5)
+    n = 40_000
+    blocks = {"zeros": torch.zeros(n), "top": torch.ones(n), "minus-one": torch.full((n,), -1.0)}
+    blocks["zeros"][:2000] = torch.rand(2000, generator=g) + 0.5       # one value spans the bracket
+    blocks["top"][20_000:] = torch.rand(20_000, generator=g)           # a tie block at the top
+    blocks["minus-one"][::3] = torch.rand(13_334, generator=g)         # SynFlow-like: pruned = -1
+    for v in blocks.values():
+        for k in (1, 1999, 2000, 2001, 13_000, 13_334, 13_335, 19_999, 20_000, 20_001, 30_000, 39_999):
+            ref = torch.zeros(n, dtype=torch.bool)
+            ref[reference_stable_order(v)[:k]] = True
+            assert torch.equal(A.top_k_mask(v, k), ref)
+    monkeypatch.setattr(A, "_SAMPLE_SIZE", 8)                   # a sample too small to bracket anything
+    v = blocks["minus-one"]
+    ref = torch.zeros(n, dtype=torch.bool)
+    ref[reference_stable_order(v)[:5000]] = True
+    assert torch.equal(A.top_k_mask(v, 5000), ref)
