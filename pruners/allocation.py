@@ -3,7 +3,9 @@
 An allocation turns per-layer scores and a target *density* into a number of weights to keep in each
 layer; :func:`masks_from_counts` then keeps the highest-scoring weights of each layer.  Ties are
 broken deterministically (stable sort: among equal scores the lower flat index is kept), so the
-achieved sparsity is exact: ``global`` keeps exactly ``round(density * total)`` weights.
+achieved sparsity is exact: ``global`` keeps exactly ``round(density * total)`` weights.  The kept
+sets are found by selection, not by sorting (:func:`_top_flags`), with exactly the stable sort's
+result: SynFlow calls the allocation 100 times per pruning, on every score of the network.
 
 New allocations register with ``@register_allocation("name")``; they are dataclasses whose fields
 are the allocation's options, set from a grid's ``allocation_args``.
@@ -49,7 +51,7 @@ def _has_nan(flat: torch.Tensor) -> bool:
 
 
 #: Above this many scores the threshold is found among candidates bracketed by a strided sample
-#: (:func:`_kth_largest`) instead of by one selection over all of them.
+#: (:func:`_bracketed`) instead of by one selection over all of them.
 _SAMPLE_FROM = 1 << 18
 _SAMPLE_SIZE = 1 << 14
 

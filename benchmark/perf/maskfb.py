@@ -94,7 +94,8 @@ def section(quick: bool = False) -> str:
     syn = [r["synflow"]["fb"] for r in results]
     lines += ["", "Share of each pruner's time spent in the allocation (`allocation.masks`: ranking the scores and "
               "building the masks): " + "; ".join(
-                  f"{r['model']}: " + ", ".join(f"{names[p]} {100 * r[p]['alloc_s'] / r[p]['s']:.0f} %" for p in pruners)
+                  f"{r['model']}: "
+                  + ", ".join(f"{names[p]} {100 * r[p]['alloc_s'] / r[p]['s']:.0f} %" for p in pruners)
                   for r in results) + "."]
     if not quick:
         lines += ["", f"SynFlow-100: {', '.join(r['model'] + f' {v:.1f}' for r, v in zip(results, syn))} FB — "

@@ -234,7 +234,8 @@ def tie_scores(seed: int, kind: str) -> dict[str, torch.Tensor]:
     for i, (n, shape) in enumerate(SHAPES.items()):
         v = torch.randint(0, 4, shape, generator=g).double() / 4          # 0, .25, .5, .75
         if kind != "few-values":
-            v = torch.where(torch.rand(shape, generator=g) < 0.5, torch.rand(shape, generator=g, dtype=torch.float64), v)
+            u = torch.rand(shape, generator=g, dtype=torch.float64)
+            v = torch.where(torch.rand(shape, generator=g) < 0.5, u, v)
         v = torch.where(torch.rand(shape, generator=g) < 0.2, torch.full_like(v, -1.0), v)
         v = torch.where(torch.rand(shape, generator=g) < 0.05, torch.full_like(v, -0.0), v)
         if kind == "inf":
