@@ -102,8 +102,8 @@ def section(quick: bool = False) -> str:
                   f"{'meets' if max(syn) <= SYNFLOW_TARGET_FB else 'misses'} the ≤ {SYNFLOW_TARGET_FB:.0f} target. "
                   "A SynFlow round is one forward-backward of a single all-ones sample through |θ| (cheap against a "
                   f"batch of {results[0]['batch']}) plus the global allocation over all N scores; per round: "
-                  + ", ".join(f"{r['model']} {r['synflow']['s'] / r['synflow_iterations']:.2f} s (allocation "
-                              f"{r['synflow']['alloc_s'] / r['synflow_iterations']:.2f} s)" for r in results)
+                  + ", ".join(f"{r['model']} {1e3 * r['synflow']['s'] / r['synflow_iterations']:.0f} ms (allocation "
+                              f"{1e3 * r['synflow']['alloc_s'] / r['synflow_iterations']:.0f} ms)" for r in results)
                   + ". The allocation selects instead of sorting: the budget-th largest score is found among "
                   "candidates bracketed by a strided sample (a few linear passes, no N log N sort), each layer's "
                   "kept set is read off that one threshold (no per-layer ranking), and entries tied at the threshold "
