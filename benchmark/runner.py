@@ -48,7 +48,9 @@ def now() -> str:
 
 
 def versions() -> dict[str, str]:
-    return dict(_versions())
+    """Software versions, and the torch intra-op thread count of this run (CPU results are reproducible
+    bit for bit given the spec *and* this count; docs/scaling.md, "Threads")."""
+    return {**_versions(), "torch_threads": str(torch.get_num_threads())}
 
 
 @functools.lru_cache(maxsize=1)

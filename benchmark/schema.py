@@ -62,7 +62,7 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("graphon", "JSON", "", "graphon / NTK summary when the analysis was requested"),
     ("extra", "JSON", "", "method-specific results (e.g. IMP rounds), plugin metadata, per-layer connectivity"),
     ("device", "TEXT", "", "device the run trained on"),
-    ("versions", "JSON", "", "python / torch / sparsebench versions"),
+    ("versions", "JSON", "", "python / torch / sparsebench versions and torch_threads (intra-op threads of the run)"),
     ("started_at", "TEXT", "UTC ISO 8601", "start time"),
     ("finished_at", "TEXT", "UTC ISO 8601", "end time"),
     ("spec", "JSON", "", "the canonical spec"),

@@ -46,6 +46,7 @@ def test_run_folder_record_and_final_weights(tmp_path):
     assert rec["mask_time_fb"] > 0
     assert rec["effective_sparsity"] >= rec["achieved_sparsity"] - 1e-12
     assert rec["dead_neurons"] >= 0 and rec["disconnected"] in (False, True)
+    assert rec["versions"]["torch_threads"] == str(torch.get_num_threads())   # results depend on it on CPU
 
 
 def test_divergence_is_recorded_with_its_step(tmp_path):
