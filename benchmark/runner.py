@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from benchmark.checkpoint import load_checkpoint, remove_checkpoint, restore, save_checkpoint
-from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, atomic_write_json,
+from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, atomic_write_json, fsync_path,
                                  is_output_error, output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
@@ -199,6 +199,7 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
         log(f"end status={rec['status']}")
         writes.wait()  # every other file of the folder is on disk before the result declares it done
         atomic_write_json(folder / RESULT, rec)
+        fsync_path(folder)  # and the renames themselves (result.json's entry) are durable
         if rec["status"] != "failed":
             remove_checkpoint(folder)
     except OSError as exc:

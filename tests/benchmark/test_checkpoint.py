@@ -214,6 +214,8 @@ def test_every_file_is_durable_before_the_result_declares_the_run_done(tmp_path,
     for i, (kind, p) in enumerate(events):   # every rename follows the fsync of its temp file
         if kind == "replace":
             assert ("fsync", p) in events[:i], p
+    # the folder itself is fsync'd after result.json's rename, so that directory entry is durable too
+    assert ("fsync", str(folder)) in events[done + 1:]
 
 
 @pytest.mark.parametrize("err, outcome", [(28, "output error"), (5, "failed")])   # ENOSPC, EIO
