@@ -100,7 +100,8 @@ class MaskEnforcer(Callback):
         self._masks = masks
         self._weight_pass_option = weight_pass
         self.weight_pass = weight_pass is not False
-        self._hooks: list = []
+        self._attached = False
+        self._hooks: dict[nn.Parameter, object] = {}   # gradient hooks while attached
         self._build()
 
     @classmethod
@@ -128,6 +129,8 @@ class MaskEnforcer(Callback):
                     self._gparams.append(p)
                     self._gmasks.append(fm)
                     self._gmask_of[p] = fm
+        if self._attached:
+            self._sync_hooks()
 
     @property
     def masks(self) -> Masks:
@@ -145,27 +148,35 @@ class MaskEnforcer(Callback):
 
     @property
     def attached(self) -> bool:
-        """True while gradient hooks are installed (gradients are masked during the backward)."""
-        return bool(self._hooks)
+        """True between :meth:`attach` and :meth:`detach` (gradients are masked during the backward)."""
+        return self._attached
+
+    @property
+    def hook_count(self) -> int:
+        """Parameters carrying a gradient hook (those with a pruned entry and a gradient to mask)."""
+        return len(self._hooks)
 
     def attach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Install the gradient hooks and decide the post-step weight pass for ``optimizer``.
+        """Mask gradients in hooks from now on, and decide the post-step weight pass for ``optimizer``.
 
-        Idempotent.  Hooks go on every target parameter whose gradient needs masking (those of
-        layers that are dense now too, so a later :meth:`update` needs no new hook)."""
-        if not self._hooks:
-            for params in self._targets.values():
-                for p in params:
-                    if p.requires_grad and not getattr(p, GRAD_ZERO_ATTR, False):
-                        self._hooks.append(p.register_post_accumulate_grad_hook(self._mask_grad_hook))
+        Idempotent.  A hook goes on each parameter whose gradient needs masking — not on dense layers,
+        which pay nothing; a later :meth:`update` that prunes a layer adds its hook."""
+        self._attached = True
+        self._sync_hooks()
         if self._weight_pass_option is None:
             self.weight_pass = not preserves_zeros(optimizer)
 
+    def _sync_hooks(self) -> None:
+        for p in self._gmask_of:
+            if p not in self._hooks and p.requires_grad:
+                self._hooks[p] = p.register_post_accumulate_grad_hook(self._mask_grad_hook)
+
     def detach(self) -> None:
         """Remove the gradient hooks (gradients accumulate unmasked again)."""
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
+        for h in self._hooks.values():
+            h.remove()  # type: ignore[attr-defined]
+        self._hooks = {}
+        self._attached = False
 
     def _mask_grad_hook(self, p: torch.Tensor) -> None:
         m = self._gmask_of.get(p)
@@ -192,7 +203,7 @@ class MaskEnforcer(Callback):
         self.attach(state.optimizer)
 
     def before_step(self, state: TrainState) -> None:
-        if not self._hooks:
+        if not self._attached:
             self.mask_gradients()
 
     def after_step(self, state: TrainState) -> None:

@@ -163,7 +163,7 @@ def test_factor_targets_need_no_hook_and_follow_the_optimiser_for_the_weight_pas
         mark_grad_zero_where_masked(*ps)
     enforcer = MaskEnforcer(factors, masks)
     enforcer.attach(torch.optim.SGD(model.parameters(), lr=0.1))
-    assert enforcer.weight_pass is False and not enforcer.attached   # no gradient needs a hook
+    assert enforcer.weight_pass is False and enforcer.hook_count == 0   # no gradient needs a hook
     enforcer = MaskEnforcer(factors, masks)
     enforcer.attach(torch.optim.RMSprop(model.parameters(), lr=0.1))
     assert enforcer.weight_pass is True
@@ -193,3 +193,19 @@ def test_hooks_mask_accumulated_grads_only_while_attached_and_follow_mask_update
     model.zero_grad()
     nn.functional.cross_entropy(model(x), y).backward()
     assert all(torch.count_nonzero(p.grad[masks[n]]) > 0 for n, p in params.items())
+
+
+def test_dense_layers_get_no_hook_until_an_update_prunes_them():
+    model = lenet_like()
+    enforcer = MaskEnforcer.for_model(model, Masks.ones(model))
+    enforcer.attach(torch.optim.SGD(model.parameters(), lr=0.1))
+    assert enforcer.attached and enforcer.hook_count == 0          # dense training pays nothing
+    masks = random_masks(model, 0.5)
+    enforcer.update(masks)
+    assert enforcer.hook_count == len(masks)
+    x, y = torch.randn(8, 20), torch.randint(0, 10, (8,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    for n, p in prunable_parameters(model).items():
+        assert torch.count_nonzero(p.grad[~masks[n]]) == 0
+    enforcer.detach()
+    assert not enforcer.attached and enforcer.hook_count == 0
