@@ -156,8 +156,8 @@ def section(quick: bool = False) -> str:
               "",
               "How the enforcer keeps the cost down (`pruners/enforce.py`): while attached to a run it masks each "
               "gradient in a post-accumulate-grad hook, inside the backward while the gradient is still in cache, "
-              "and it skips the post-step weight multiply when that cannot change a bit (plain weights and an "
-              "optimiser that keeps zeros: SGD, Adam, AdamW with ε > 0; tests check bit-identical weights and "
+              "and it skips the post-step weight multiply when that cannot change a bit (an optimiser that "
+              "keeps zeros: SGD, Adam, AdamW with ε > 0, HAM over one of them; tests check bit-identical weights and "
               "state against the two explicit passes). What is left on LeNet-300-100 is the gradient mask itself: "
               "one multiply over the 266 k weights (read the gradient and the mask, write the gradient), "
               "memory-bound, about 4–6 % of a 1.4 ms step. It cannot be dropped (momentum and Adam moments of "
