@@ -22,6 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from benchmark.train import train_step
 from pruners import MaskEnforcer, Masks, TrainState, prunable_parameters
 from reparam import REPARAMS
 from pruners.registry import build_config
@@ -75,15 +76,7 @@ def make_variant(reparam: str, args: dict, optimizer: str, density: float, batch
     x, y = batch
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        for cb in callbacks:
-            cb.before_step(state)
-        opt.step()
-        for cb in callbacks:
-            cb.after_step(state)
-        state.step += 1
+        train_step(state, callbacks, x, y, F.cross_entropy, check_loss=False)
 
     step.model, step.optimizer = model, opt  # type: ignore[attr-defined]
     return step

@@ -70,12 +70,14 @@ class Driver:
         masks: sparse training: the masks are applied, the reparam installed on them and a
             :class:`pruners.MaskEnforcer` runs first among the callbacks (``None``: dense).
         scheduler_factory: ``optimizer -> lr scheduler`` over the base optimiser, stepped after each step.
+        weight_pass: the enforcer's post-step multiply (see :class:`pruners.MaskEnforcer`).
     """
 
     def __init__(self, model: nn.Module, reparam, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
                  steps_per_epoch: int, epochs: int, callbacks: Sequence[Callback] = (),
                  masks: Masks | None = None,
-                 scheduler_factory: Callable[[torch.optim.Optimizer], Any] | None = None) -> None:
+                 scheduler_factory: Callable[[torch.optim.Optimizer], Any] | None = None,
+                 weight_pass: bool | None = None) -> None:
         self.enforcer: MaskEnforcer | None = None
         if masks is not None:
             # sparse: masks applied, reparam installed on them, the enforcer first (as the runner does)
@@ -84,7 +86,7 @@ class Driver:
                 reparam.apply(model, masks)
             targets = reparam.mask_targets(model, masks) if reparam is not None else \
                 {n: [p] for n, p in prunable_parameters(model).items() if n in masks}
-            self.enforcer = MaskEnforcer(targets, masks)
+            self.enforcer = MaskEnforcer(targets, masks, weight_pass=weight_pass)
         elif reparam is not None:
             reparam.apply(model, dense_masks(model))
         opt = make_optimizer([p for p in model.parameters() if p.requires_grad])

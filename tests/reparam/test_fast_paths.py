@@ -16,12 +16,13 @@ import torch
 from torch.nn.utils import parametrize
 
 import reparam.factorized as fz
-from pruners import MaskEnforcer, Masks, TrainState
+from pruners import Masks
 from pruners.enforce import preserves_zeros
 from pruners.registry import build_config
 from reparam import REPARAMS
 from reparam.ham import HamOptimizer
 
+from benchmark.reproduce import loop
 from reparam_helpers import Driver, random_masks, regression_loss, tiny_mlp
 
 
@@ -177,27 +178,12 @@ def test_ham_preserves_zeros_flag(clamp, keep_zeros, expected):
 def _ham_run(weight_pass: bool | None, make_base, steps: int = 15, **args):
     model = tiny_mlp()
     masks = random_masks(model, 0.4)
-    masks.apply_(model)
-    r = make("ham", **args)
-    r.apply(model, masks)
-    enforcer = MaskEnforcer(r.mask_targets(model, masks), masks, weight_pass=weight_pass)
-    opt = r.wrap_optimizer(make_base([p for p in model.parameters() if p.requires_grad]))
-    cbs = [enforcer, *r.callbacks()]
-    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=None, epochs=1,  # type: ignore[arg-type]
-                       steps_per_epoch=steps, reparam=r)
-    for cb in cbs:
-        cb.on_start(state)
+    d = loop.Driver(model, make("ham", **args), make_base, steps_per_epoch=steps, epochs=1, masks=masks,
+                    weight_pass=weight_pass)
     loss = regression_loss()
     for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss(model).backward()
-        for cb in cbs:
-            cb.before_step(state)
-        opt.step()
-        for cb in cbs:
-            cb.after_step(state)
-        state.step += 1
-    return model, opt, enforcer, masks
+        d.step(loss)
+    return model, d.optimizer, d.enforcer, masks
 
 
 @pytest.mark.parametrize("make_base", [
@@ -225,41 +211,19 @@ def test_ham_skipped_weight_pass_is_bit_identical(make_base, args):
 def _factor_run(weight_pass: bool, name: str, args: dict, make_base, steps: int = 16):
     model = tiny_mlp()
     masks = random_masks(model, 0.5)
-    masks.apply_(model)
-    r = make(name, **args)
-    r.apply(model, masks)
-    enforcer = MaskEnforcer(r.mask_targets(model, masks), masks, weight_pass=weight_pass)
-    opt = r.wrap_optimizer(make_base([p for p in model.parameters() if p.requires_grad]))
-    cbs = [enforcer, *r.callbacks()]
-    spe = 4
-    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=None, epochs=steps // spe,  # type: ignore[arg-type]
-                       steps_per_epoch=spe, reparam=r)
-    for cb in cbs:
-        cb.on_start(state)
+    # Sign-In re-splits at each epoch start (4 steps), PILoT prunes at the last epoch's end
+    d = loop.Driver(model, make(name, **args), make_base, steps_per_epoch=4, epochs=steps // 4, masks=masks,
+                    weight_pass=weight_pass)
+    enforcer = d.enforcer
     loss = regression_loss()
     g = torch.Generator().manual_seed(5)
     for step in range(steps):
-        if step % spe == 0:
-            state.epoch = step // spe
-            for cb in cbs:
-                cb.on_epoch_start(state)       # Sign-In re-splits here
         if step == 6:                          # a schedule prunes some entries and grows others
             new = {n: (m & (torch.rand(m.shape, generator=g) < 0.8)) | (torch.rand(m.shape, generator=g) < 0.1)
                    for n, m in enforcer.masks.items()}
-            enforcer.update(Masks(new), opt)
-        opt.zero_grad(set_to_none=True)
-        loss(model).backward()
-        for cb in cbs:
-            cb.before_step(state)
-        opt.step()
-        for cb in cbs:
-            cb.after_step(state)
-        state.step += 1
-        if (step + 1) % spe == 0:
-            state.metrics = {}
-            for cb in cbs:
-                cb.on_epoch_end(state)         # PILoT's final prune at the last epoch
-    return model, opt, enforcer
+            enforcer.update(Masks(new), d.optimizer)
+        d.step(loss)
+    return model, d.optimizer, enforcer
 
 
 @pytest.mark.parametrize("name,args", [("signin", {"reset_every": 1}), ("pilot", {"alpha": 1e-2, "final_sparsity": 0.7}),
