@@ -8,7 +8,6 @@ never substituted for it.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 from benchmark.tasks.base import Recipe
 from pruners import Callback, TrainState
+from pruners.hooks import run_step
 
 EXPLODING_LOSS = 1e6
 
@@ -111,34 +111,22 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable, classificati
 
 def train_step(state: TrainState, callbacks: Sequence[Callback], x: torch.Tensor, y: torch.Tensor,
                loss_fn: Callable, autocast_dtype: torch.dtype | None = None, check_loss: bool = True) -> float:
-    """One optimiser step on the batch ``(x, y)`` with the callbacks at their fixed points; returns the
-    loss (``nan`` when ``check_loss`` is off).
+    """One optimiser step (:func:`pruners.hooks.run_step`) with the loop's divergence check; returns
+    the loss (``nan`` when ``check_loss`` is off).
 
     ``check_loss`` reads the loss every step (a device sync on GPU) to raise :class:`Diverged` at the
     exact step; ``autocast_dtype`` runs the forward under ``torch.autocast`` (``benchmark.gpu_check``:
-    bf16 on a GPU).  The training loop and the GPU check share this function.
+    bf16 on a GPU).
     """
-    model, opt = state.model, state.optimizer
-    state.batch = (x, y)
-    opt.zero_grad(set_to_none=True)
-    amp = torch.autocast(x.device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-    with amp:
-        loss = loss_fn(model(x), y)
     value = math.nan
-    if check_loss:
+
+    def check(loss: torch.Tensor) -> None:
+        nonlocal value
         value = float(loss.detach())
         if not math.isfinite(value) or abs(value) > EXPLODING_LOSS:
             raise Diverged(state.step, value)
-    loss.backward()
-    state.loss = loss.detach()
-    for cb in callbacks:
-        cb.before_step(state)
-    opt.step()
-    if state.scheduler is not None:
-        state.scheduler.step()
-    for cb in callbacks:
-        cb.after_step(state)
-    state.step += 1
+
+    run_step(state, callbacks, x, y, loss_fn, check if check_loss else None, autocast_dtype)
     return value
 
 

@@ -59,7 +59,7 @@ from torch import nn
 from pruners.allocation import ALLOCATIONS, Allocation
 from pruners.base import PRUNERS, Pruner, checked_scores
 from pruners.enforce import MaskEnforcer
-from pruners.hooks import Callback, PruneContext, TrainState
+from pruners.hooks import Callback, PruneContext, TrainState, run_step
 from pruners.masks import Masks, prunable_parameters
 from pruners.registry import ConfigError, build_config
 
@@ -192,6 +192,13 @@ def train_with_callbacks(model: nn.Module, masks: Masks, callbacks: list[Callbac
     losses: list[float] = []
     for cb in cbs:
         cb.on_start(state)
+
+    def check(loss: torch.Tensor) -> None:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise KitFailure("training", f"the loss became {value} at step {state.step}")
+        losses.append(value)
+
     for epoch in range(epochs):
         state.epoch = epoch
         model.train()
@@ -200,21 +207,7 @@ def train_with_callbacks(model: nn.Module, masks: Masks, callbacks: list[Callbac
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(ctx.seed * 7919 + epoch))
         for i in range(steps_per_epoch):
             x, y = data[int(order[i % len(data)])]
-            state.batch = (x, y)
-            opt.zero_grad(set_to_none=True)
-            loss = ctx.loss_fn(model(x), y)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise KitFailure("training", f"the loss became {value} at step {state.step}")
-            loss.backward()
-            state.loss = loss.detach()
-            for cb in cbs:
-                cb.before_step(state)
-            opt.step()
-            for cb in cbs:
-                cb.after_step(state)
-            state.step += 1
-            losses.append(value)
+            run_step(state, cbs, x, y, ctx.loss_fn, check)
         state.metrics = {}
         for cb in cbs:
             cb.on_epoch_end(state)

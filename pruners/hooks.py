@@ -11,11 +11,15 @@ Order inside one optimisation step::
     for cb in callbacks: cb.before_step(state)      # e.g. mask the gradients
     optimizer.step(); scheduler.step()
     for cb in callbacks: cb.after_step(state)       # e.g. re-zero pruned weights, update masks
+
+:func:`run_step` is that step, shared by the training loop (``benchmark.train.train_step``), the GPU
+check and the plug-in conformance kit, so none of them keeps its own copy.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -108,3 +112,34 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+def run_step(state: "TrainState", callbacks: Sequence["Callback"], x: torch.Tensor, y: torch.Tensor,
+             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+             check: Callable[[torch.Tensor], None] | None = None,
+             autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """One optimisation step on ``(x, y)`` in the order of the module docstring; returns the loss.
+
+    ``check(loss)`` runs after the forward and before the backward (the loop's divergence check
+    raises there, so a diverged step changes nothing); ``autocast_dtype`` runs the forward under
+    ``torch.autocast`` (bf16 on a GPU).
+    """
+    model, opt = state.model, state.optimizer
+    state.batch = (x, y)
+    opt.zero_grad(set_to_none=True)
+    amp = torch.autocast(x.device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    with amp:
+        loss = loss_fn(model(x), y)
+    if check is not None:
+        check(loss)
+    loss.backward()
+    state.loss = loss.detach()
+    for cb in callbacks:
+        cb.before_step(state)
+    opt.step()
+    if state.scheduler is not None:
+        state.scheduler.step()
+    for cb in callbacks:
+        cb.after_step(state)
+    state.step += 1
+    return state.loss
