@@ -17,3 +17,4 @@ def faulty(monkeypatch):
     monkeypatch.setenv(IMPORTS_ENV, str(FAULTY))
     load_worker_imports([str(FAULTY)])
     return FAULTY
+

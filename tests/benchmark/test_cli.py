@@ -1,16 +1,15 @@
 """The CLI: bad input gives one line, exit 2, no traceback and nothing written; grids resume."""
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from benchmark.cli import main
 from benchmark.store import Store
+from grid_kill import kill_after_results
 
 GOOD = """
 name = "t"
@@ -125,13 +124,7 @@ def test_sigkill_in_the_middle_then_rerun_completes_without_duplicates(tmp_path)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "benchmark", "run", str(grid), "--out", str(out), "--no-progress"]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("runs/*/result.json"))) < 3:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(out.glob("runs/*/result.json")))
+    done_before = kill_after_results(cmd, out, env, results=3, within=120)
     assert 3 <= done_before < 12, "the kill must land in the middle of the grid"
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = list(out.glob("runs/*/result.json"))

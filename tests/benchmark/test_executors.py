@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from benchmark.grid import Resources, expand_grid
 from benchmark.runfolder import iter_results
 from benchmark.store import Store
 from pruners.registry import ConfigError
+from grid_kill import kill_after_results
 
 ROOT = Path(__file__).parents[2]
 
@@ -168,13 +168,7 @@ def test_sigkill_of_a_ray_driver_then_rerun_completes(tmp_path, ray_cluster):
     cmd = [sys.executable, "-m", "benchmark", "run", str(grid), "--out", str(out), "--no-progress",
            "--executor", "ray", "--address", address]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(out.glob("runs/*/result.json"))) < 1:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(out.glob("runs/*/result.json")))
+    done_before = kill_after_results(cmd, out, env, results=1, within=240)
     assert 1 <= done_before < 12, "the kill must land in the middle of the grid"
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     assert len(list(out.glob("runs/*/result.json"))) == 12
