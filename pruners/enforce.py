@@ -2,16 +2,15 @@
 
 :class:`MaskEnforcer` is a training callback.  Before each optimiser step it multiplies the masked
 gradients by the mask (so momentum buffers and Adam moments of pruned entries stay zero); after the
-step it multiplies the masked weights by the mask (so decoupled weight decay, HAM's mirror step or
-any other post-step change cannot revive them).  Both are one ``torch._foreach_mul_`` over
-pre-built float masks in each parameter's dtype and device — no per-forward recomputation and no
-parametrisation on the hot path.
+step it multiplies the masked weights by the mask where the step could have revived them (decoupled
+weight decay of an unknown optimiser, a plug-in's update; see below for when that pass is skipped).
+The multiplies use pre-built float masks in each parameter's dtype and device — no per-forward
+recomputation and no parametrisation on the hot path.
 
 Gradient masking is skipped for parameters marked with :func:`mark_grad_zero_where_masked`: the
 factors m, w of θ = m ⊙ w (Sign-In, PILoT, spred) are both zero at every pruned entry, so the backward's
 ``∇m = ∇θ ⊙ w`` and ``∇w = ∇θ ⊙ m`` are already (signed) zeros there and the multiply would change no
-bit (NaN and ±0 included).  That saves one pass over each factor per step (issue 10); the weights are
-still multiplied after every step.
+bit (NaN and ±0 included).  That saves one pass over each factor per step (issue 10).
 
 Where the work happens (issue 10: masked / dense step ≤ 1.05).  Each multiply over a weight-sized
 tensor costs a few per cent of a small model's step, mostly for reading the mask from memory, so the
@@ -114,9 +113,7 @@ class MaskEnforcer(Callback):
     def _build(self) -> None:
         self._params: list[nn.Parameter] = []
         self._fmasks: list[torch.Tensor] = []
-        self._gparams: list[nn.Parameter] = []   # the targets whose gradients must be masked
-        self._gmasks: list[torch.Tensor] = []
-        self._gmask_of: dict[nn.Parameter, torch.Tensor] = {}
+        self._gmask_of: dict[nn.Parameter, torch.Tensor] = {}   # the targets whose gradients must be masked
         for name, params in self._targets.items():
             m = self._masks[name]
             if bool(m.all()):
@@ -126,8 +123,6 @@ class MaskEnforcer(Callback):
                 self._params.append(p)
                 self._fmasks.append(fm)
                 if not getattr(p, GRAD_ZERO_ATTR, False):
-                    self._gparams.append(p)
-                    self._gmasks.append(fm)
                     self._gmask_of[p] = fm
         if self._attached:
             self._sync_hooks()
@@ -190,9 +185,7 @@ class MaskEnforcer(Callback):
 
     def mask_gradients(self) -> None:
         """Multiply every masked gradient by its mask in one pass (what the hooks do while attached)."""
-        if not self._gparams:
-            return
-        pairs = [(p.grad, m) for p, m in zip(self._gparams, self._gmasks) if p.grad is not None]
+        pairs = [(p.grad, m) for p, m in self._gmask_of.items() if p.grad is not None]
         if pairs:
             grads, ms = zip(*pairs)
             torch._foreach_mul_(list(grads), list(ms))
