@@ -64,19 +64,26 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def threads_from_env() -> int | None:
+    """``$SPARSEBENCH_THREADS`` as a number of threads (None when unset); a bad value is a ConfigError."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if not env:
+        return None
+    try:
+        wanted = int(env)
+    except ValueError:
+        raise ConfigError(f"${THREADS_ENV} = {env!r} must be a whole number of threads >= 1, "
+                          f"e.g. {THREADS_ENV}=1") from None
+    if wanted < 1:
+        raise ConfigError(f"${THREADS_ENV} = {env!r} must be >= 1, e.g. {THREADS_ENV}=1")
+    return wanted
+
+
 def run_threads(resources: Any = None, workers: int = 1) -> int:
     """torch intra-op threads for one run: ``$SPARSEBENCH_THREADS``, else the run's ``cpus`` resource
     (default 1; the integer part, as the Ray executor does), capped at :func:`threads_per_worker`."""
-    env = os.environ.get(THREADS_ENV, "").strip()
-    if env:
-        try:
-            wanted = int(env)
-        except ValueError:
-            raise ConfigError(f"${THREADS_ENV} = {env!r} must be a whole number of threads >= 1, "
-                              f"e.g. {THREADS_ENV}=1") from None
-        if wanted < 1:
-            raise ConfigError(f"${THREADS_ENV} = {env!r} must be >= 1, e.g. {THREADS_ENV}=1")
-    else:
+    wanted = threads_from_env()
+    if wanted is None:
         wanted = int(max(1.0, float(getattr(resources, "cpus", 1.0) if resources is not None else 1.0)))
     return min(wanted, threads_per_worker(workers))
 
@@ -129,6 +136,7 @@ class LocalExecutor(Executor):
         self.workers = max(1, int(workers))
         self.device = device
         self.run_timeout = float(run_timeout) if run_timeout else None
+        threads_from_env()  # a bad $SPARSEBENCH_THREADS is refused before anything is written
         # A pool's workers start now: their imports (~4 s: torch, torchvision, pandas) and the driver's own
         # preparations (the CLI loads every dataset of the grid first) then overlap instead of adding up.
         # They are daemon processes: an executor that never runs goes away with the driver.

@@ -61,6 +61,16 @@ def test_bad_grid_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, tex
     assert not out.exists()
 
 
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2"])
+def test_bad_threads_env_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, value):
+    monkeypatch.setenv("SPARSEBENCH_THREADS", value)
+    out = tmp_path / "out"
+    rc, _, err = run_cli(["run", write(tmp_path, GOOD), "--out", out], capsys)
+    assert rc == 2
+    assert err.count("\n") == 1 and "SPARSEBENCH_THREADS" in err and "Traceback" not in err
+    assert not out.exists()
+
 def test_unwritable_output_folder(tmp_path, capsys):
     if os.geteuid() == 0:
         target = "/proc/sparsebench-out"  # root can write anywhere else
