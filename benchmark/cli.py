@@ -129,7 +129,6 @@ def build_parser() -> Parser:
 @command("run")
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.driver import run_grid
-    from benchmark.executors import EXECUTORS
     from benchmark.grid import load_grid
     from benchmark.runfolder import ensure_writable
 
@@ -140,6 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{len(grid.specs)} runs")
         return 0
     device = _check_device(args.device)
+    from benchmark.runner import checkpoint_every
+
+    checkpoint_every()  # a bad $SPARSEBENCH_CHECKPOINT_EVERY is refused before anything is written
     executor = _build_executor(args, device)
     _check_data(grid.specs)
     ensure_writable(Path(args.out))

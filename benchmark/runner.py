@@ -39,7 +39,7 @@ from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
 from benchmark.train import Diverged, build_optimizer, build_scheduler, evaluate, loss_function, train
 from pruners import ALLOCATIONS, PRUNERS, MaskEnforcer, Masks, PruneContext, TrainState
-from pruners.registry import build_config
+from pruners.registry import ConfigError, build_config
 from reparam import REPARAMS
 
 
@@ -69,10 +69,17 @@ def checkpoint_every() -> float:
     """Seconds between epoch checkpoints ($SPARSEBENCH_CHECKPOINT_EVERY, default 10; 0 = every epoch)."""
     import os
 
-    try:
-        return max(0.0, float(os.environ.get("SPARSEBENCH_CHECKPOINT_EVERY", "10")))
-    except ValueError:
+    raw = os.environ.get("SPARSEBENCH_CHECKPOINT_EVERY", "").strip()
+    if not raw:
         return 10.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"$SPARSEBENCH_CHECKPOINT_EVERY = {raw!r} must be a number of seconds >= 0, "
+                          "e.g. SPARSEBENCH_CHECKPOINT_EVERY=10 (0 = a checkpoint every epoch)")
+    return value
 
 
 def seed_everything(seed: int) -> None:

@@ -62,13 +62,15 @@ def test_bad_grid_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, tex
 
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2"])
-def test_bad_threads_env_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, value):
-    monkeypatch.setenv("SPARSEBENCH_THREADS", value)
+@pytest.mark.parametrize("var, value", [("SPARSEBENCH_THREADS", "abc"), ("SPARSEBENCH_THREADS", "0"),
+                                        ("SPARSEBENCH_THREADS", "-2"), ("SPARSEBENCH_CHECKPOINT_EVERY", "soon"),
+                                        ("SPARSEBENCH_CHECKPOINT_EVERY", "-1")])
+def test_bad_env_setting_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, var, value):
+    monkeypatch.setenv(var, value)
     out = tmp_path / "out"
     rc, _, err = run_cli(["run", write(tmp_path, GOOD), "--out", out], capsys)
     assert rc == 2
-    assert err.count("\n") == 1 and "SPARSEBENCH_THREADS" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and var in err and "Traceback" not in err
     assert not out.exists()
 
 def test_unwritable_output_folder(tmp_path, capsys):
