@@ -132,17 +132,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.grid import load_grid
     from benchmark.runfolder import ensure_writable
 
+    executor = None
+    if not args.dry_run:
+        # The executor first: a pool's workers start importing (in the background) while the grid is
+        # read and its datasets are loaded here.  Nothing is written before _check_data has passed.
+        executor = _build_executor(args, _check_device(args.device))
     grid = _grid_with_plugins(args.grid, args.plugin) if args.plugin else load_grid(args.grid)
     if args.dry_run:
         for spec in grid.specs:
             print(f"{spec.run_id}  {spec.label()}")
         print(f"{len(grid.specs)} runs")
         return 0
-    device = _check_device(args.device)
     from benchmark.runner import checkpoint_every
 
     checkpoint_every()  # a bad $SPARSEBENCH_CHECKPOINT_EVERY is refused before anything is written
-    executor = _build_executor(args, device)
     _check_data(grid.specs)
     ensure_writable(Path(args.out))
     if args.plugin:  # workers of every executor import the plugins too

@@ -14,10 +14,16 @@ that the workers never oversubscribe the machine — whatever the number of work
   as the Ray and Slurm executors do (one thread per requested CPU).
 
 With one worker and no per-run time limit the runs execute in this process (no start-up cost; the
-thread count is set per run and restored afterwards).  Workers use the ``spawn`` start method:
-forking a process that already ran torch's OpenMP thread pool can deadlock.  A worker stays alive for
-all its runs, so its imports and the datasets it loaded (``benchmark.runner.load_task_data`` caches
-per process) serve every later run.
+thread count is set per run and restored afterwards).  Workers are started by a ``forkserver``
+(:func:`worker_context`): a clean process, started once, that imports ``benchmark.runner`` (torch,
+torchvision, the suite: ~2.5 s) and then forks each worker from itself in milliseconds, so two
+workers no longer import everything twice while the driver loads the datasets (issue 10: the quick
+grid's start-up on 2 cores).  The driver itself is never forked: forking a process that already ran
+torch's OpenMP thread pool can deadlock; the server runs no torch operation.  Where the platform has
+no forkserver (Windows) workers are spawned.  A forked worker takes the driver's current environment,
+working directory and ``sys.path`` from its start-up message, as a spawned one would inherit them.
+A worker stays alive for all its runs, so its imports and the datasets it loaded
+(``benchmark.runner.load_task_data`` caches per process) serve every later run.
 
 The pool is our own (not ``concurrent.futures``) so that it knows which run each worker holds:
 
@@ -36,6 +42,7 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import threading
 import time
 import traceback
 import weakref
@@ -88,9 +95,52 @@ def run_threads(resources: Any = None, workers: int = 1) -> int:
     return min(wanted, threads_per_worker(workers))
 
 
-def _worker_main(conn: mpc.Connection, threads: int, imports: list[str]) -> None:
+#: Modules the forkserver imports once, before it forks any worker.
+WORKER_PRELOAD = ["benchmark.runner"]
+
+
+def worker_context() -> Any:
+    """The multiprocessing context of the pool's workers: ``forkserver`` preloading
+    :data:`WORKER_PRELOAD` where available, else ``spawn`` (see the module docstring)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(WORKER_PRELOAD)  # takes effect when the server starts (once per driver)
+        return ctx
+    return mp.get_context("spawn")
+
+
+def start_worker_server(ctx: Any | None = None) -> None:
+    """Start the forkserver now without waiting for it (it imports :data:`WORKER_PRELOAD` in the
+    background; the first worker start waits for that).  No-op where workers are spawned."""
+    ctx = ctx or worker_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _driver_context() -> dict[str, Any]:
+    """What a spawned worker would inherit from the driver now: environment, working directory, sys.path."""
+    import sys
+
+    return {"environ": dict(os.environ), "cwd": os.getcwd(), "path": list(sys.path)}
+
+
+def _adopt(context: Mapping[str, Any]) -> None:
+    """Make this (forked) worker's environment, working directory and sys.path the driver's."""
+    import sys
+
+    os.environ.clear()
+    os.environ.update(context["environ"])
+    os.chdir(context["cwd"])
+    sys.path[:] = context["path"]
+
+
+def _worker_main(conn: mpc.Connection, threads: int, imports: list[str], context: Mapping[str, Any]) -> None:
     """Worker loop: receive (spec dict, out, device, grid, threads, imports), send back ("ok", record) or an
-    error.  ``threads`` and ``imports`` are the ones for the worker's start-up (each run brings its own)."""
+    error.  ``threads`` and ``imports`` are the ones for the worker's start-up (each run brings its own);
+    ``context`` is the driver's environment, working directory and sys.path (:func:`_driver_context`)."""
+    _adopt(context)
     torch.set_num_threads(threads)
     import benchmark.runner  # noqa: F401  (the slow imports happen before any run's clock starts)
     from benchmark.executors.base import load_worker_imports
@@ -137,13 +187,28 @@ class LocalExecutor(Executor):
         self.device = device
         self.run_timeout = float(run_timeout) if run_timeout else None
         threads_from_env()  # a bad $SPARSEBENCH_THREADS is refused before anything is written
-        # A pool's workers start now: their imports (~4 s: torch, torchvision, pandas) and the driver's own
-        # preparations (the CLI loads every dataset of the grid first) then overlap instead of adding up.
-        # They are daemon processes: an executor that never runs goes away with the driver.
+        # A pool's workers start now, on a background thread (the first start waits for the forkserver's
+        # imports, ~2.5 s): those imports and the driver's own preparations (the CLI loads every dataset
+        # of the grid first) then overlap instead of adding up.  They are daemon processes: an executor
+        # that never runs goes away with the driver.
         self._warm: list[_Worker] = []
+        self._warming: threading.Thread | None = None
         if self.workers > 1 or self.run_timeout is not None:
-            self._warm.extend(self._start(mp.get_context("spawn"), 1, worker_imports()) for _ in range(self.workers))
+            ctx, imports = worker_context(), worker_imports()
+            start_worker_server(ctx)
+            self._warming = threading.Thread(target=self._warm_up, args=(ctx, imports), daemon=True,
+                                             name="sparsebench-start-workers")
+            self._warming.start()
             weakref.finalize(self, _stop, self._warm)  # those still unused when the executor goes away
+
+    def _warm_up(self, ctx: Any, imports: list[str]) -> None:
+        """Start the pool's workers (on the background thread); one that fails to start is simply not
+        there, and the pool starts it again (and reports the error) when it needs it."""
+        try:
+            for _ in range(self.workers):
+                self._warm.append(self._start(ctx, 1, imports))
+        except Exception:  # noqa: BLE001 - the pool's own start surfaces the error
+            pass
 
     def run(self, specs: list[RunSpec], out: Path, grid: str,
             resources: Mapping[str, Any] | None = None) -> Iterator[dict]:
@@ -165,7 +230,7 @@ class LocalExecutor(Executor):
     # the pool ------------------------------------------------------------------------------------
     def _start(self, ctx: Any, threads: int, imports: list[str]) -> _Worker:
         parent, child = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=_worker_main, args=(child, threads, imports), daemon=True)
+        proc = ctx.Process(target=_worker_main, args=(child, threads, imports, _driver_context()), daemon=True)
         proc.start()
         child.close()
         return _Worker(proc=proc, conn=parent)
@@ -173,10 +238,13 @@ class LocalExecutor(Executor):
     def _pool(self, specs: list[RunSpec], out: Path, grid: str, threads_of: Mapping[str, int]) -> Iterator[dict]:
         from benchmark.runner import now, record_failure
 
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         n = min(self.workers, len(specs))
         threads, imports = 1, worker_imports()  # a worker's start-up; each run sets its own threads and imports
         pending = deque(specs)
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
         warm = [w for w in self._warm if w.proc.is_alive()]
         _stop([w for w in self._warm if w not in warm] + warm[n:])
         self._warm.clear()

@@ -221,3 +221,33 @@ def test_slurm_detach_then_collect(tmp_path, capsys):
     # a rerun finds everything done
     assert main(["run", str(grid), "--out", str(out), "--no-progress"]) == 0
     assert "2 already done, ran 0" in capsys.readouterr().out
+
+
+def _report_context(conn, context):
+    """A worker body: adopt the driver's context as the pool's workers do, then report what it sees."""
+    from benchmark.executors.local import _adopt
+
+    _adopt(context)
+    conn.send((os.environ.get("SPARSEBENCH_TEST_MARK"), os.getcwd(), sys.path[:2]))
+    conn.close()
+
+
+def test_forked_worker_takes_the_drivers_environment_directory_and_path_at_its_start(tmp_path, monkeypatch):
+    """Workers are forked from a server started earlier (benchmark.executors.local.worker_context); a
+    variable set, a directory changed or a path added in the driver after that must still reach them,
+    as they would reach a spawned worker."""
+    from benchmark.executors import local
+
+    ctx = local.worker_context()
+    local.start_worker_server(ctx)
+    monkeypatch.setenv("SPARSEBENCH_TEST_MARK", "set after the server started")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path / "extra"))
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_report_context, args=(child, local._driver_context()))
+    proc.start()
+    child.close()
+    got = parent.recv()
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert got == ("set after the server started", str(tmp_path), [str(tmp_path / "extra"), *sys.path[1:2]])
