@@ -146,6 +146,11 @@ class BackgroundWrites:
         """Queue :func:`atomic_write_json` of ``obj`` (serialised now, so later changes do not leak in)."""
         self.write_bytes(path, json_bytes(obj))
 
+    def write_torch(self, path: Path, obj: Any) -> None:
+        """Queue ``torch.save`` of ``obj`` into :func:`atomic_write_bytes` — the serialisation too runs on
+        the writer thread, so ``obj``'s tensors must not change before :meth:`wait`."""
+        self.submit(_write_torch, Path(path), obj)
+
     def sync(self, path: Path) -> None:
         """Queue an fsync of the existing file ``path``."""
         self.submit(fsync_path, Path(path))
@@ -182,6 +187,16 @@ def _writer_pool() -> ThreadPoolExecutor:
 
 def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)  # the module attribute at call time (tests replace it)
+
+
+def _write_torch(path: Path, obj: Any) -> None:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    _write_bytes(path, buf.getvalue())
 
 
 def runs_dir(out: Path) -> Path:

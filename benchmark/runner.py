@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import io
 import json
 import platform
 import random
@@ -342,12 +341,10 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
         if isinstance(art, Masks):
             writes.submit(art.save, folder / f"{name}.pt")
         else:
-            abuf = io.BytesIO()
-            torch.save({k: v.detach().cpu() for k, v in dict(art).items()}, abuf)
-            writes.write_bytes(folder / f"{name}.pt", abuf.getvalue())
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    writes.write_bytes(folder / "model.pt", buf.getvalue())
+            writes.write_torch(folder / f"{name}.pt", {k: v.detach().cpu() for k, v in dict(art).items()})
+    # Serialised on the writer thread too: nothing below changes the model before writes.wait() (evaluation
+    # in eval mode, connectivity on substituted tensors, read-only counts), so the tensors it reads are final.
+    writes.write_torch(folder / "model.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
     last = dict(history[-1])
     # Final metrics are those of the saved model: a schedule may change the network after the last
     # epoch's evaluation (e.g. a one-shot prune in on_end, STR / CS folding), so evaluate once more.

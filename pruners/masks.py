@@ -59,6 +59,7 @@ class Masks(Mapping[str, torch.Tensor]):
                                   "'.bool()' or threshold the scores first")
             clean[name] = m.detach()
         self._masks = clean
+        self._counts: tuple[tuple[int, ...], dict[str, tuple[int, int]]] | None = None
 
     # Mapping protocol ------------------------------------------------------------------------
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -86,8 +87,16 @@ class Masks(Mapping[str, torch.Tensor]):
 
     # Densities ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, tuple[int, int]]:
-        """Per layer (kept, total)."""
-        return {n: (int(m.sum()), m.numel()) for n, m in self._masks.items()}
+        """Per layer (kept, total).
+
+        Computed once and reused by every density figure (a run reads them a dozen times: record,
+        report, log; issue 10's per-run overhead); the cache is keyed on the tensors' in-place version
+        counters, so a mask tensor changed in place is counted again."""
+        versions = tuple(m._version for m in self._masks.values())
+        if self._counts is None or self._counts[0] != versions:
+            kept = torch.stack([m.sum() for m in self._masks.values()]).tolist() if self._masks else []
+            self._counts = (versions, {n: (int(k), m.numel()) for (n, m), k in zip(self._masks.items(), kept)})
+        return dict(self._counts[1])
 
     def kept(self) -> int:
         return sum(k for k, _ in self.counts().values())

@@ -109,3 +109,17 @@ def test_global_allocation_keeps_float64_precision():
     b = torch.tensor([1.0 + 2e-12], dtype=torch.float64)
     masks = ALLOCATIONS.get("global")().masks({"a": a, "b": b}, 1 / 3)
     assert masks["b"].tolist() == [True] and masks["a"].sum() == 0
+
+
+def test_counts_are_cached_but_follow_an_in_place_change_of_a_mask_tensor():
+    a = torch.tensor([[True, False, True], [False, False, True]])
+    b = torch.zeros(4, dtype=torch.bool)
+    masks = Masks({"a.weight": a, "b.weight": b})
+    assert masks.counts() == {"a.weight": (3, 6), "b.weight": (0, 4)}
+    assert masks.collapsed_layers() == ["b.weight"]
+    assert masks.density() == pytest.approx(3 / 10)
+    b[1:3] = True  # the caller's tensor is the mask's storage: the next count must see it
+    assert masks.counts() == {"a.weight": (3, 6), "b.weight": (2, 4)}
+    assert masks.collapsed_layers() == []
+    assert masks.density() == pytest.approx(5 / 10)
+    assert Masks({}).counts() == {} and Masks({}).density() == 1.0
