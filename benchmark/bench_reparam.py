@@ -57,10 +57,25 @@ def build_variant_optimizer(optimizer: str, params: list[nn.Parameter]) -> torch
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
 
 
-def make_variant(reparam: str, args: dict, optimizer: str, density: float, batch: tuple) -> Callable[[], None]:
+#: Models of the benchmark: name -> (factory, one input's shape).
+MODEL_SHAPES = {"lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "resnet20": (3, 32, 32)}
+
+
+def build_bench_model(name: str) -> nn.Module:
+    """``lenet300`` (the 784-300-100-10 MLP above) or a suite model by name (``lenet5``, ``resnet20``;
+    :data:`benchmark.tasks.models.MODELS`) with 10 outputs for inputs of :data:`MODEL_SHAPES`."""
+    if name == "lenet300":
+        return lenet300()
+    from benchmark.tasks.models import MODELS
+
+    return MODELS.get(name)(input_shape=MODEL_SHAPES[name], num_outputs=10)
+
+
+def make_variant(reparam: str, args: dict, optimizer: str, density: float, batch: tuple,
+                 model_name: str = "lenet300") -> Callable[[], None]:
     """A closure doing one full training step (forward, backward, callbacks, step) of the variant."""
     torch.manual_seed(0)
-    model = lenet300()
+    model = build_bench_model(model_name)
     masks = random_masks(model, density)
     masks.apply_(model)
     rp = build_config(REPARAMS.get(reparam), args, reparam)

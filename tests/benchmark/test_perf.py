@@ -166,3 +166,30 @@ def test_nanoadam_state_bytes_count_moments_and_selection():
     selected = math.ceil(0.1 * 12 * 7)   # only the first weight matrix is selectable (the head is not)
     assert sum(i.numel() for i in opt.selection.values()) == selected
     assert _state_bytes(opt) == moments + 8 * selected
+
+
+@pytest.mark.parametrize("model_name", ["lenet5", "resnet20"])
+@pytest.mark.parametrize("reparam,args,optimizer", [("signin", {}, "sgd"), ("ham", {"alpha": 1.0}, "adamw")])
+def test_reparam_bench_variants_on_the_conv_models_train_and_keep_pruned_weights_at_zero(model_name, reparam, args,
+                                                                                          optimizer):
+    """The conv rows of the reparam benchmark time a real masked step: the loss moves and every pruned
+    weight (of the merged θ) is still exactly zero after the steps."""
+    from benchmark.bench_reparam import MODEL_SHAPES, make_variant
+
+    g = torch.Generator().manual_seed(5)
+    batch = (torch.randn(4, *MODEL_SHAPES[model_name], generator=g), torch.randint(0, 10, (4,), generator=g))
+    step = make_variant(reparam, args, optimizer, 0.2, batch, model_name=model_name)
+    before = {n: t.detach().clone() for n, t in step.model.state_dict().items()}
+    for _ in range(3):
+        step()
+    after = step.model.state_dict()
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    from benchmark.bench_reparam import build_bench_model, random_masks
+    from reparam import REPARAMS
+
+    masks = random_masks(build_bench_model(model_name), 0.2)   # the variant's masks (same seed and shapes)
+    theta = REPARAMS.get(reparam)().effective_weights(step.model)
+    assert set(theta) == set(masks)
+    for name, w in theta.items():
+        assert torch.count_nonzero(w.detach()[~masks[name]]) == 0, name
+        assert torch.count_nonzero(w.detach()[masks[name]]) > 0, name
