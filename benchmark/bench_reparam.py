@@ -93,7 +93,7 @@ def make_variant(reparam: str, args: dict, optimizer: str, density: float, batch
     def step() -> None:
         train_step(state, callbacks, x, y, F.cross_entropy, check_loss=False)
 
-    step.model, step.optimizer = model, opt  # type: ignore[attr-defined]
+    step.model, step.optimizer, step.state = model, opt, state  # type: ignore[attr-defined]
     return step
 
 

@@ -28,6 +28,22 @@ def test_perf_quick_step_smoke(tmp_path):
     assert len(rows) == 5  # 2 models × SGD, AdamW, plus fused AdamW on LeNet-300-100
 
 
+def test_perf_quick_smoke_of_every_fast_section(tmp_path):
+    """Every section but the slow process-level ones (workers, memory: whole grids / fresh processes)
+    runs in quick mode and lands in the report, so a section cannot break unnoticed until `make bench`."""
+    from benchmark.perf.__main__ import SECTIONS
+
+    fast = [name for name, *_ in SECTIONS if name not in ("workers", "memory", "step")]
+    out = tmp_path / "bench.md"
+    res = subprocess.run([sys.executable, "-m", "benchmark.perf", "--quick", "--only", ",".join(fast),
+                          "--write", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = out.read_text(encoding="utf-8")
+    for name in fast:
+        assert f"<!-- section:{name} -->" in text, name
+    assert "| ResNet-20 | HAM + SGD momentum |" in text and "| LeNet-5 | Sign-In" in text
+
+
 def test_perf_unknown_section_is_refused():
     res = subprocess.run([sys.executable, "-m", "benchmark.perf", "--only", "nope"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
@@ -193,3 +209,22 @@ def test_reparam_bench_variants_on_the_conv_models_train_and_keep_pruned_weights
     for name, w in theta.items():
         assert torch.count_nonzero(w.detach()[~masks[name]]) == 0, name
         assert torch.count_nonzero(w.detach()[masks[name]]) > 0, name
+
+
+def test_optimisations_section_runs_and_swaps_in_the_old_ham_step():
+    """`make bench`'s "optimisations" section times the old per-tensor HAM loop in the same training
+    step: the swap must really put the old step in place (it silently broke once)."""
+    from benchmark.bench_reparam import make_variant
+    from benchmark.perf.optim import HamLoop, _swap_optimizer, section
+
+    batch = (torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,)))
+    step = make_variant("ham", {}, "sgd", 0.2, batch)
+    old = HamLoop(step.optimizer)
+    _swap_optimizer(step, old)
+    calls = []
+    inner = old.step
+    old.step = lambda *a, **k: (calls.append(1), inner(*a, **k))[1]
+    step()
+    assert calls == [1]
+    text = section(quick=True)
+    assert "| enforcer skips the gradient mask" in text and "HAM post-step" in text
