@@ -1,8 +1,8 @@
 """Run folders, the source of truth (DESIGN.md, "The results store").
 
 ``<out>/runs/<run_id>/`` holds ``spec.json``, ``metrics.jsonl`` (one line per epoch), ``masks.pt``
-(+ ``masks.pt.json`` report), ``model.pt`` (final merged weights), ``log.txt`` and, written last,
-``result.json``.  A folder counts as finished only when ``result.json`` exists; every file is
+(the final masks; their densities are in ``result.json``), ``model.pt`` (final merged weights),
+``log.txt`` and, written last, ``result.json``.  A folder counts as finished only when ``result.json`` exists; every file is
 written atomically (temp file, fsync, rename), so a killed process never leaves a half result that
 counts as done.
 

@@ -336,10 +336,10 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     if pruner.learned_sparsity:
         final = final.intersection(Masks.from_model_nonzero(model))
     # written by the writer thread while the final measurements below run (Masks are immutable)
-    writes.submit(final.save, folder / "masks.pt")
+    writes.submit(final.save, folder / "masks.pt", False)  # no masks.pt.json: result.json has the densities
     for name, art in pruner.artifacts().items():  # e.g. IMP's ticket masks per round and rewind weights
         if isinstance(art, Masks):
-            writes.submit(art.save, folder / f"{name}.pt")
+            writes.submit(art.save, folder / f"{name}.pt", False)
         else:
             writes.write_torch(folder / f"{name}.pt", {k: v.detach().cpu() for k, v in dict(art).items()})
     # Serialised on the writer thread too: nothing below changes the model before writes.wait() (evaluation

@@ -175,19 +175,21 @@ class Masks(Mapping[str, torch.Tensor]):
         return set(self) == set(other) and all(torch.equal(self[n], other[n]) for n in self)
 
     # Persistence -------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write ``path`` (``torch.save`` of a plain dict of bool tensors) and ``path``.json (report).
+    def save(self, path: str | os.PathLike, report: bool = True) -> None:
+        """Write ``path`` (``torch.save`` of a plain dict of bool tensors) and, with ``report``,
+        ``path``.json (the :meth:`report`).  Each file is written atomically (temp file, fsync, rename).
 
-        Both files are written atomically (temp file, fsync, rename).
-        """
+        A run folder's masks are saved without the report: its ``result.json`` already records the
+        sparsity, per-layer densities and collapsed layers, and each file costs an fsync per run."""
         import io
 
         path = Path(path)
         buf = io.BytesIO()
         torch.save({n: m.cpu() for n, m in self._masks.items()}, buf)
         _atomic_bytes(path, buf.getvalue())
-        _atomic_bytes(path.with_suffix(path.suffix + ".json"),
-                      json.dumps(self.report(), indent=1, sort_keys=True).encode())
+        if report:
+            _atomic_bytes(path.with_suffix(path.suffix + ".json"),
+                          json.dumps(self.report(), indent=1, sort_keys=True).encode())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Masks":

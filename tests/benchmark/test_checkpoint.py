@@ -209,7 +209,7 @@ def test_every_file_is_durable_before_the_result_declares_the_run_done(tmp_path,
     done = next(i for i, (kind, p) in enumerate(events) if kind == "replace" and name(p) == "result.json")
     synced_before = {name(p) for kind, p in events[:done] if kind == "fsync"}
     files = {p.name for p in folder.iterdir()} - {"log.txt", "result.json", "heartbeat"}
-    assert {"spec.json", "metrics.jsonl", "masks.pt", "masks.pt.json", "model.pt"} <= files
+    assert {"spec.json", "metrics.jsonl", "masks.pt", "model.pt"} <= files
     assert files <= synced_before, f"not on disk before result.json: {files - synced_before}"
     for i, (kind, p) in enumerate(events):   # every rename follows the fsync of its temp file
         if kind == "replace":

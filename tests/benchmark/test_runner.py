@@ -32,8 +32,8 @@ def test_run_folder_record_and_final_weights(tmp_path):
     spec = make_spec("digits-mlp", "magnitude", 0.9, seed=0, recipe=TINY)
     rec = execute(spec, tmp_path)
     folder = run_dir(tmp_path, spec.run_id)
-    assert {"spec.json", "metrics.jsonl", "masks.pt", "masks.pt.json", "model.pt", "log.txt", "result.json"} \
-        <= {p.name for p in folder.iterdir()}
+    assert {p.name for p in folder.iterdir()} == \
+        {"spec.json", "metrics.jsonl", "masks.pt", "model.pt", "log.txt", "result.json"}
     assert read_result(folder) == json.loads(json.dumps(rec))
     assert abs(rec["achieved_sparsity"] - 0.9) < 1e-3
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
