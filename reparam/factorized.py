@@ -68,6 +68,13 @@ class Factorized(nn.Module):
         return m.contiguous(), w.contiguous()
 
 
+#: The private torch state the fast getter reads (parametrize's cache flag, the global module hooks).  A
+#: torch release without one of them gets parametrize's own getter: slower, never wrong.
+_FAST_GETTER_OK = hasattr(parametrize, "_cache_enabled") and all(
+    hasattr(_module_mod, n) for n in ("_global_forward_hooks", "_global_forward_pre_hooks",
+                                      "_global_backward_hooks", "_global_backward_pre_hooks"))
+
+
 def _install_fast_weight(module: nn.Module, tensor_name: str = "weight") -> None:
     """Replace the ``weight`` property that :mod:`torch.nn.utils.parametrize` injected into the
     module's (per-module) parametrised class by one that computes ``torch.mul(m, w)`` directly.
@@ -86,6 +93,8 @@ def _install_fast_weight(module: nn.Module, tensor_name: str = "weight") -> None
     ``Module.__call__`` of the parametrisation modules would run hooks (their own or global ones) or
     trace.
     """
+    if not _FAST_GETTER_OK:
+        return
     cls = type(module)
     slow = cls.__dict__.get(tensor_name)
     if not isinstance(slow, property) or slow.fget is None:

@@ -245,3 +245,19 @@ def test_factor_weight_pass_changes_no_bit_with_zero_keeping_optimisers(name, ar
     for n, (m, w) in fz.factor_pairs(b_model).items():
         pruned = ~enforcer.masks[n]
         assert bool((m[pruned] == 0).all()) and bool((w[pruned] == 0).all())
+
+
+def test_without_the_private_torch_state_the_fast_getter_is_not_installed(monkeypatch):
+    """A torch release that lacks the private state the fast getter reads keeps parametrize's getter."""
+    def getter_names(model):
+        return {type(m).__dict__["weight"].fget.__name__ for m in model.modules()
+                if torch.nn.utils.parametrize.is_parametrized(m, "weight")}
+
+    model = tiny_mlp().double()
+    make("signin").apply(model, random_masks(model, 0.5))
+    assert getter_names(model) == {"get_fast"}
+    monkeypatch.setattr(fz, "_FAST_GETTER_OK", False)
+    model = tiny_mlp().double()
+    make("signin").apply(model, random_masks(model, 0.5))
+    names = getter_names(model)
+    assert names and "get_fast" not in names
