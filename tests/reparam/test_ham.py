@@ -129,3 +129,31 @@ def test_bad_input(args):
     with pytest.raises(ConfigError) as exc:
         make(**args)
     assert "\n" not in str(exc.value)
+
+
+def test_groups_added_later_and_differing_learning_rates_get_their_own_mirror_step():
+    """The wrapper caches which parameters of a group it may touch and reuses its −ηβ scalar: a group
+    added after some steps is picked up, and each group's step uses that group's own learning rate."""
+    torch.manual_seed(0)
+    a = torch.nn.Linear(6, 5).double()
+    b = torch.nn.Linear(5, 3).double()
+    opt = HamOptimizer(torch.optim.SGD(a.parameters(), lr=0.1), alpha=20.0, beta=1e-2)
+    x = torch.randn(4, 6, dtype=torch.float64)
+
+    def step() -> dict:
+        opt.zero_grad(set_to_none=True)
+        b(a(x)).pow(2).mean().backward()
+        before = {id(p): p.detach().clone() for p in [*a.parameters(), *b.parameters()]}
+        grads = {id(p): p.grad.detach().clone() for p in [*a.parameters(), *b.parameters()]}
+        opt.step()
+        return before, grads
+
+    step()                                       # only a is optimised: b untouched
+    opt.add_param_group({"params": list(b.parameters()), "lr": 0.03})
+    before, grads = step()
+    for mod, lr in ((a, 0.1), (b, 0.03)):
+        w = mod.weight
+        half = before[id(w)] - lr * grads[id(w)]
+        torch.testing.assert_close(w.detach(), mirror(half, grads[id(w)], lr, 20.0, 1e-2), rtol=1e-13, atol=1e-15)
+        bias = mod.bias                           # vectors: the base step only
+        torch.testing.assert_close(bias.detach(), before[id(bias)] - lr * grads[id(bias)], rtol=1e-13, atol=1e-15)
