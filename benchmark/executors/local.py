@@ -19,8 +19,9 @@ thread count is set per run and restored afterwards).  Workers are started by a 
 torchvision, the suite: ~2.5 s) and then forks each worker from itself in milliseconds, so two
 workers no longer import everything twice while the driver loads the datasets (issue 10: the quick
 grid's start-up on 2 cores).  The driver itself is never forked: forking a process that already ran
-torch's OpenMP thread pool can deadlock; the server runs no torch operation.  Where the platform has
-no forkserver (Windows) workers are spawned.  A forked worker takes the driver's current environment,
+torch's OpenMP thread pool can deadlock; the server runs no torch operation.  Elsewhere than on Linux
+(macOS, where forking after loading system frameworks is unsafe; Windows, which has no fork) workers
+are spawned.  A forked worker takes the driver's current environment,
 working directory and ``sys.path`` from its start-up message, as a spawned one would inherit them.
 A worker stays alive for all its runs, so its imports and the datasets it loaded
 (``benchmark.runner.load_task_data`` caches per process) serve every later run.
@@ -42,6 +43,7 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import sys
 import threading
 import time
 import traceback
@@ -101,8 +103,9 @@ WORKER_PRELOAD = ["benchmark.runner"]
 
 def worker_context() -> Any:
     """The multiprocessing context of the pool's workers: ``forkserver`` preloading
-    :data:`WORKER_PRELOAD` where available, else ``spawn`` (see the module docstring)."""
-    if "forkserver" in mp.get_all_start_methods():
+    :data:`WORKER_PRELOAD` on Linux, else ``spawn`` (see the module docstring; on macOS forking a
+    process that loaded torch's system frameworks is unsafe, which is why Python spawns there)."""
+    if sys.platform.startswith("linux") and "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(WORKER_PRELOAD)  # takes effect when the server starts (once per driver)
         return ctx
@@ -121,15 +124,11 @@ def start_worker_server(ctx: Any | None = None) -> None:
 
 def _driver_context() -> dict[str, Any]:
     """What a spawned worker would inherit from the driver now: environment, working directory, sys.path."""
-    import sys
-
     return {"environ": dict(os.environ), "cwd": os.getcwd(), "path": list(sys.path)}
 
 
 def _adopt(context: Mapping[str, Any]) -> None:
     """Make this (forked) worker's environment, working directory and sys.path the driver's."""
-    import sys
-
     os.environ.clear()
     os.environ.update(context["environ"])
     os.chdir(context["cwd"])
