@@ -158,10 +158,12 @@ def section(quick: bool = False) -> str:
               + "Every epoch (`SPARSEBENCH_CHECKPOINT_EVERY=0`), a checkpoint (model, optimiser, callbacks, RNG; "
               "written atomically with an fsync) costs ~10–20 ms on this disk against a ~50 ms `digits-mlp` epoch. "
               "Every file of the run folder is still written atomically and fsync'd before result.json "
-              "(metrics.jsonl now too), but on a writer thread: spec.json's fsync overlaps the training, the masks', "
-              "model's and metrics' fsyncs the final evaluation and connectivity (a float32 propagation without a "
-              "model copy, checked equal to the float64 one); what is left is result.json's own fsync and any wait "
-              "for the writer. The per-run measurements (forward-backward unit: 4 passes; MAC counting: 1 forward; "
-              "connectivity) are recorded columns, so none was dropped.",
+              "(metrics.jsonl too), but on writer threads: spec.json's fsync overlaps the training; the masks' and "
+              "the model's serialisation and fsync, and the metrics' fsync, overlap the final evaluation and "
+              "connectivity (a float32 propagation without a model copy, checked equal to the float64 one); what "
+              "is left is result.json's own fsync and any wait for the writer. The masks are saved without a "
+              "masks.pt.json report (result.json holds the same densities: one fsync fewer), and the density "
+              "figures of a Masks are counted once. The per-run measurements (forward-backward unit: 4 passes; "
+              "MAC counting: 1 forward; connectivity) are recorded columns, so none was dropped.",
               ""]
     return "\n".join(lines)
