@@ -94,7 +94,9 @@ class Masks(Mapping[str, torch.Tensor]):
         counters, so a mask tensor changed in place is counted again."""
         versions = tuple(m._version for m in self._masks.values())
         if self._counts is None or self._counts[0] != versions:
-            kept = torch.stack([m.sum() for m in self._masks.values()]).tolist() if self._masks else []
+            sums = [m.sum() for m in self._masks.values()]
+            # one host sync when every mask is on one device (a GPU run), else one per mask
+            kept = torch.stack(sums).tolist() if len({s.device for s in sums}) == 1 else [int(s) for s in sums]
             self._counts = (versions, {n: (int(k), m.numel()) for (n, m), k in zip(self._masks.items(), kept)})
         return dict(self._counts[1])
 
