@@ -327,6 +327,9 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
           start_epoch=start_epoch, eval_every=recipe.eval_every)
     history = done
     rec["train_time_s"] = trained_before + time.perf_counter() - t_train
+    kernels = reparam.kernel_path()   # e.g. HAM's fused native pass or its eager twin
+    if kernels is not None:
+        rec["versions"] = {**rec["versions"], "native_kernels": kernels}
     if metrics_path.exists():
         writes.sync(metrics_path)  # appended line by line; durable before result.json too
 

@@ -61,6 +61,12 @@ class Reparam:
     def callbacks(self) -> list[Callback]:
         return []
 
+    def kernel_path(self) -> str | None:
+        """Which compute path the reparam's steps took, for reparams with a native kernel and an eager
+        twin (recorded in ``result.json`` as ``versions.native_kernels``); ``None`` when there is no
+        choice or no step ran."""
+        return None
+
     def merge(self, model: nn.Module) -> None:
         """Fold back to plain weights θ (identity: nothing)."""
 

@@ -19,6 +19,11 @@ Where the authors' public wrapper differs from the bare equations, each point is
 * ``max_norm`` (default 1000, as the wrapper): after the mirror step a tensor whose L2 norm exceeds
   ``max_norm`` is rescaled to that norm; 0 disables.
 
+``kernel`` (not a method choice, a speed option like torch's ``fused=True``): ``"auto"`` (default) runs the
+mirror step as one fused pass per matrix in :mod:`reparam.native` where that library builds and the
+tensors qualify (CPU, contiguous, float32 / float64, ``0 < clamp <= 80``), and as eager PyTorch otherwise;
+``"eager"`` always uses eager PyTorch.  The two agree to float32 rounding (tests/reparam/test_native.py).
+
 Defaults α = 200, β = 1e-3 (ImageNet, PAPERS.md §4).  α multiplies η·g: retune it when the base lr
 scale changes.  With α = β = 0 (and no clipping triggered) the wrapper is exactly the base optimiser.
 """
@@ -31,6 +36,7 @@ from typing import Any, Callable
 import torch
 
 from pruners.registry import ConfigError
+from reparam import native
 from reparam.base import Reparam, register_reparam
 
 
@@ -78,6 +84,9 @@ class OptimizerWrapper:
         return f"{type(self).__name__}({self.base_optimizer!r})"
 
 
+#: Values of HAM's ``kernel`` option.
+KERNELS = ("auto", "eager")
+
 #: Base optimisers whose step leaves ``.grad`` untouched (unless ``maximize``).
 _GRAD_SAFE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop)
 
@@ -87,8 +96,10 @@ class HamOptimizer(OptimizerWrapper):
 
     def __init__(self, base: torch.optim.Optimizer, alpha: float = 200.0, beta: float = 1e-3,
                  matrices_only: bool = True, clamp: float = 5.0, keep_zeros: bool = True,
-                 max_norm: float = 1000.0) -> None:
+                 max_norm: float = 1000.0, kernel: str = "auto") -> None:
         super().__init__(base)
+        self.kernel = kernel
+        self.paths_taken: set[str] = set()   # "native" / "eager": which mirror-step path ran
         self.alpha, self.beta = float(alpha), float(beta)
         self.matrices_only, self.clamp = bool(matrices_only), float(clamp)
         self.keep_zeros, self.max_norm = bool(keep_zeros), float(max_norm)
@@ -143,6 +154,17 @@ class HamOptimizer(OptimizerWrapper):
             if not params:
                 continue
             lr = float(group["lr"])
+            if self.kernel == "auto":
+                sumsq = native.ham_step(params, grads, lr, self.alpha, self.beta, self.clamp)
+                if sumsq is not None:   # one fused pass per matrix; keep_zeros holds since clamp > 0
+                    self.paths_taken.add("native")
+                    if self.max_norm > 0:
+                        limit = self.max_norm * self.max_norm
+                        for p, sq in zip(params, sumsq):
+                            if sq > limit:
+                                p.mul_(self.max_norm / math.sqrt(sq))
+                    continue
+            self.paths_taken.add("eager")
             # e = −η (α sign(θ_{k+½}) ∇f(θ_k) + β), then θ ← θ ⊙ exp(clamp(e)).  The same elementwise
             # kernels as a per-tensor loop, batched over the group's matrices with torch._foreach_*
             # (one dispatch per operation instead of one per tensor; issue 10).
@@ -187,8 +209,12 @@ class HAM(Reparam):
     clamp: float = 5.0
     keep_zeros: bool = True
     max_norm: float = 1000.0
+    kernel: str = "auto"
 
     def validate(self) -> None:
+        if self.kernel not in KERNELS:
+            raise ConfigError(f"ham kernel {self.kernel!r} is unknown; choose one of {', '.join(KERNELS)} "
+                              "(auto: the fused native pass where it builds, eager PyTorch otherwise)")
         for key in ("alpha", "beta", "clamp", "max_norm"):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
@@ -196,6 +222,23 @@ class HAM(Reparam):
                                   f"use e.g. alpha = 200, beta = 1e-3 (clamp / max_norm 0 disables them)")
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-        return HamOptimizer(optimizer, alpha=self.alpha, beta=self.beta, matrices_only=self.matrices_only,
-                            clamp=self.clamp, keep_zeros=self.keep_zeros,
-                            max_norm=self.max_norm)  # type: ignore[return-value]
+        self._wrapper = HamOptimizer(optimizer, alpha=self.alpha, beta=self.beta, matrices_only=self.matrices_only,
+                                     clamp=self.clamp, keep_zeros=self.keep_zeros, max_norm=self.max_norm,
+                                     kernel=self.kernel)
+        return self._wrapper  # type: ignore[return-value]
+
+    def kernel_path(self) -> str | None:
+        """``"native (kernels-<hash>.so)"`` when every mirror step ran the fused pass, ``"eager (…why)"``
+        when none did, ``"native and eager"`` when both ran (e.g. some matrices did not qualify)."""
+        wrapper = getattr(self, "_wrapper", None)
+        taken = wrapper.paths_taken if wrapper is not None else set()
+        if not taken:
+            return None
+        if taken == {"native"}:
+            return native.status()
+        if "native" in taken:
+            return "native and eager (some groups did not qualify for the fused pass)"
+        if self.kernel == "eager":
+            return "eager (kernel = eager)"
+        why = native.status()
+        return why if why.startswith("eager") else "eager (the tensors did not qualify: CPU, contiguous, float32 / float64, 0 < clamp <= 80)"

@@ -138,7 +138,7 @@ def test_ham_foreach_step_is_bit_identical_to_the_loop():
         with torch.no_grad():
             model[0].weight[:, :4] = 0.0                   # exact zeros stay zero
         opt = HamOptimizer(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), alpha=50.0, beta=1e-2,
-                           clamp=clamp, max_norm=3.0)
+                           clamp=clamp, max_norm=3.0, kernel="eager")   # the eager (foreach) path
         stepper = HamLoop(opt) if loop else opt
         g = torch.Generator().manual_seed(1)
         for _ in range(12):

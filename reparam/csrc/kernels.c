@@ -1,0 +1,155 @@
+/* sparsebench native CPU kernels (issue 10): one pass over memory where eager PyTorch needs several.
+ *
+ * Built on first use by reparam/native.py with the machine's C compiler, cached, and called through
+ * ctypes on contiguous CPU tensors.  Every kernel has an eager PyTorch twin in the caller, used whenever
+ * this library cannot be built or a tensor does not qualify; tests/reparam/test_native.py compares them.
+ *
+ * HAM (Jacobs et al., ICLR 2026, arXiv 2506.02630; PAPERS.md section 4), for each entry of a matrix:
+ *     e     = -lr*beta + (-lr*alpha * sign(theta)) * g        (the eager addcmul's order)
+ *     e     = clamp(e, -c, c)
+ *     theta = theta * exp(e)
+ * plus the sum of squares of the new theta (for the max-norm rescale): one read of theta and g and one
+ * write of theta, where the eager version makes six passes (sign, addcmul, clamp, exp, mul, norm).
+ *
+ * The float32 path is written with GCC / Clang vector extensions (8 lanes; the compiler maps them to
+ * AVX / SSE / NEON), so it does not depend on the auto-vectoriser; compiled with -ffp-contract=off the
+ * scalar tail computes exactly what a vector lane computes.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* 16 lanes: one AVX-512 register, two AVX2 registers, four SSE / NEON registers */
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+#define LANES 16
+#define BLOCK 1024          /* entries per float partial sum of squares, added into a double */
+#define PAR_MIN 32768       /* below this many entries one thread does the whole tensor */
+
+static inline vf splat(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+static inline vf sel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+
+/* exp for float32: Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2), the degree-6 polynomial of
+ * Cephes' expf (S. L. Moshier, Cephes Math Library, expf.c; the published coefficients), 2^n built in the
+ * exponent bits.  Arguments are clamped to [-87, 87] (callers clamp to far less); NaN propagates.  The
+ * error against float64 exp is measured in tests/reparam/test_native.py (under 1 ulp). */
+static const float EXP_LOG2E = 1.44269504088896341f, EXP_C1 = 0.693359375f, EXP_C2 = -2.12194440e-4f;
+static const float EXP_SHIFT = 12582912.0f;   /* 1.5 * 2^23: (y + S) - S rounds y to an integer */
+static const float EXP_P[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+static inline vf exp_v_inrange(vf xc) {   /* |xc| <= 87 or NaN (then the result is garbage) */
+    vf fn = (xc * splat(EXP_LOG2E) + splat(EXP_SHIFT)) - splat(EXP_SHIFT);
+    vf r = xc - fn * splat(EXP_C1);
+    r = r - fn * splat(EXP_C2);
+    vf z = r * r;
+    vf y = splat(EXP_P[0]);
+    for (int k = 1; k < 6; ++k) y = y * r + splat(EXP_P[k]);
+    y = y * z + r + splat(1.0f);
+    vi n = __builtin_convertvector(fn, vi);
+    vf scale = (vf)((n + 127) << 23);
+    return y * scale;
+}
+
+static inline vf exp_v(vf x) {
+    vf xc = sel(x < splat(-87.0f), splat(-87.0f), x);
+    xc = sel(xc > splat(87.0f), splat(87.0f), xc);
+    return sel(x == x, exp_v_inrange(xc), x);
+}
+
+static inline float exp_f32(float x) {   /* the same operations on one lane */
+    float xc = x < -87.0f ? -87.0f : x;
+    xc = xc > 87.0f ? 87.0f : xc;
+    float fn = (xc * EXP_LOG2E + EXP_SHIFT) - EXP_SHIFT;
+    float r = xc - fn * EXP_C1;
+    r = r - fn * EXP_C2;
+    float z = r * r;
+    float y = EXP_P[0];
+    for (int k = 1; k < 6; ++k) y = y * r + EXP_P[k];
+    y = y * z + r + 1.0f;
+    int32_t bits = ((int32_t)fn + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x == x ? y * scale : x;
+}
+
+static inline vf loadv(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void storev(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static inline vf ham_v(vf th, vf g, float a, float b, float c) {
+    vf one = splat(1.0f), zero = splat(0.0f);
+    vf s = sel(th > zero, one, zero) - sel(th < zero, one, zero);
+    vf e = splat(b) + (splat(a) * s) * g;
+    e = sel(e < splat(-c), splat(-c), e);
+    e = sel(e > splat(c), splat(c), e);          /* NaN stays NaN: both comparisons are false */
+    return th * sel(e == e, exp_v_inrange(e), e);  /* callers guarantee 0 < c <= 80 */
+}
+
+static inline float ham_f32(float th, float g, float a, float b, float c) {
+    float s = (th > 0.0f ? 1.0f : 0.0f) - (th < 0.0f ? 1.0f : 0.0f);
+    float e = b + (a * s) * g;
+    e = e < -c ? -c : e;
+    e = e > c ? c : e;
+    return th * exp_f32(e);
+}
+
+/* One HAM mirror step on k float32 tensors (a = -lr*alpha, b = -lr*beta, c = clamp > 0); sumsq[t]
+ * receives the sum of squares of the new p[t]. */
+void ham_step_f32(int64_t k, float **p, float *const *g, const int64_t *n, float a, float b, float c,
+                  int nthreads, double *sumsq) {
+    for (int64_t t = 0; t < k; ++t) {
+        float *pt = p[t];
+        const float *gt = g[t];
+        const int64_t len = n[t], blocks = len / BLOCK;
+        double acc = 0.0;
+        #pragma omp parallel for num_threads(nthreads) if(len >= PAR_MIN) schedule(static) reduction(+:acc)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+            vf sq = splat(0.0f);
+            for (int64_t i = blk * BLOCK; i < (blk + 1) * BLOCK; i += LANES) {
+                vf r = ham_v(loadv(pt + i), loadv(gt + i), a, b, c);
+                storev(pt + i, r);
+                sq += r * r;
+            }
+            float part = 0.0f;
+            for (int l = 0; l < LANES; ++l) part += sq[l];
+            acc += part;
+        }
+        for (int64_t i = blocks * BLOCK; i < len; ++i) {
+            float r = ham_f32(pt[i], gt[i], a, b, c);
+            pt[i] = r;
+            acc += (double)r * (double)r;
+        }
+        sumsq[t] = acc;
+    }
+}
+
+/* The same in float64 with libm's exp (the float64 path serves tests and analysis, not speed). */
+void ham_step_f64(int64_t k, double **p, double *const *g, const int64_t *n, double a, double b, double c,
+                  int nthreads, double *sumsq) {
+    for (int64_t t = 0; t < k; ++t) {
+        double *pt = p[t];
+        const double *gt = g[t];
+        const int64_t len = n[t];
+        double acc = 0.0;
+        #pragma omp parallel for num_threads(nthreads) if(len >= PAR_MIN) schedule(static) reduction(+:acc)
+        for (int64_t i = 0; i < len; ++i) {
+            double th = pt[i];
+            double s = (th > 0.0 ? 1.0 : 0.0) - (th < 0.0 ? 1.0 : 0.0);
+            double e = b + (a * s) * gt[i];
+            e = e < -c ? -c : e;
+            e = e > c ? c : e;
+            double r = th * exp(e);
+            pt[i] = r;
+            acc += r * r;
+        }
+        sumsq[t] = acc;
+    }
+}
+
+/* exp_f32 over an array, vector lanes and scalar tail as in the kernels (for the accuracy test). */
+void exp_f32_array(const float *x, float *out, int64_t len) {
+    int64_t i = 0;
+    for (; i + LANES <= len; i += LANES) storev(out + i, exp_v(loadv(x + i)));
+    for (; i < len; ++i) out[i] = exp_f32(x[i]);
+}
