@@ -39,7 +39,7 @@ static const float EXP_SHIFT = 12582912.0f;   /* 1.5 * 2^23: (y + S) - S rounds 
 static const float EXP_P[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                                4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
 
-static inline vf exp_v_inrange(vf xc) {   /* |xc| <= 87 or NaN (then the result is garbage) */
+static inline vf exp_v_inrange(vf xc) {   /* |xc| <= 87; NaN gives NaN (y is NaN whatever the scale) */
     vf fn = (xc * splat(EXP_LOG2E) + splat(EXP_SHIFT)) - splat(EXP_SHIFT);
     vf r = xc - fn * splat(EXP_C1);
     r = r - fn * splat(EXP_C2);
@@ -83,7 +83,8 @@ static inline vf ham_v(vf th, vf g, float a, float b, float c) {
     vf e = splat(b) + (splat(a) * s) * g;
     e = sel(e < splat(-c), splat(-c), e);
     e = sel(e > splat(c), splat(c), e);          /* NaN stays NaN: both comparisons are false */
-    return th * sel(e == e, exp_v_inrange(e), e);  /* callers guarantee 0 < c <= 80 */
+    /* callers guarantee 0 < c <= 80; a NaN exponent gives a NaN polynomial value, so NaN propagates */
+    return th * exp_v_inrange(e);
 }
 
 static inline float ham_f32(float th, float g, float a, float b, float c) {
