@@ -185,6 +185,8 @@ def _reset_for_tests() -> None:
 
 
 _CTYPES = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
+_STRIDED = torch.strided
+_UNSET = object()
 
 
 def _qualifies(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> bool:
@@ -197,24 +199,33 @@ def ham_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: 
     """HAM's mirror step in place on every ``params[i]`` with gradient ``grads[i]`` (one fused pass each):
     ``θ ← θ ⊙ exp(clamp(−lr·β + (−lr·α·sign θ) ⊙ g, −clamp, clamp))``; returns each new ‖θ‖², or ``None``
     without touching anything when the kernels are unavailable or the tensors do not qualify (CPU,
-    contiguous, one float dtype; ``0 < clamp <= 80``)."""
+    contiguous, strided, one float dtype, no aliasing; ``0 < clamp <= 80``)."""
     if not params or not 0.0 < clamp <= HAM_MAX_CLAMP:
         return None
     dtype = params[0].dtype
-    if dtype not in _CTYPES or not _qualifies(params, dtype) or not _qualifies(grads, dtype):
+    if dtype not in _CTYPES:
         return None
-    if any(p.numel() != g.numel() or p.data_ptr() == g.data_ptr() for p, g in zip(params, grads)):
-        return None
-    lib = library()
+    p_ptrs, g_ptrs, sizes = [], [], []
+    for p, g in zip(params, grads):   # one loop of cheap attribute reads (this runs every step)
+        if not (p.is_cpu and g.is_cpu and p.dtype is dtype and g.dtype is dtype and p.layout is _STRIDED
+                and g.layout is _STRIDED and p.is_contiguous() and g.is_contiguous()):
+            return None
+        pp, gp, n = p.data_ptr(), g.data_ptr(), p.numel()
+        if pp == gp or g.numel() != n:
+            return None
+        p_ptrs.append(pp)
+        g_ptrs.append(gp)
+        sizes.append(n)
+    lib = _state.get("lib", _UNSET)
+    if lib is _UNSET:
+        lib = library()
     if lib is None:
         return None
-    k = len(params)
-    ptrs = (ctypes.c_void_p * k)(*(p.data_ptr() for p in params))
-    gptrs = (ctypes.c_void_p * k)(*(g.data_ptr() for g in grads))
-    sizes = (ctypes.c_int64 * k)(*(p.numel() for p in params))
+    k = len(p_ptrs)
     out = (ctypes.c_double * k)()
-    fn = lib.ham_step_f32 if dtype == torch.float32 else lib.ham_step_f64
-    fn(k, ptrs, gptrs, sizes, -lr * alpha, -lr * beta, clamp, torch.get_num_threads(), out)
+    fn = lib.ham_step_f32 if dtype is torch.float32 else lib.ham_step_f64
+    fn(k, (ctypes.c_void_p * k)(*p_ptrs), (ctypes.c_void_p * k)(*g_ptrs), (ctypes.c_int64 * k)(*sizes),
+       -lr * alpha, -lr * beta, clamp, torch.get_num_threads(), out)
     torch.autograd.graph.increment_version(list(params))   # in-place behind torch's back: say so
     return list(out)
 

@@ -45,12 +45,14 @@ def test_exp_within_one_ulp_of_float64_and_nan_propagates():
 
 @needs_native
 @pytest.mark.parametrize("dtype,rtol", [(torch.float32, 3e-7), (torch.float64, 1e-14)])
-def test_ham_step_matches_the_formula_and_returns_the_new_sums_of_squares(dtype, rtol):
+@pytest.mark.parametrize("grad_scale", [1e-5, 0.05])   # exponents within 1/16 (short exp) and beyond (full exp)
+def test_ham_step_matches_the_formula_and_returns_the_new_sums_of_squares(dtype, rtol, grad_scale):
     g0 = torch.Generator().manual_seed(0)
     shapes = [(300, 784), (7, 13), (1, 1), (33, 1025)]          # vector blocks, scalar tails, a single entry
     params = [(torch.randn(s, generator=g0) * 0.1).to(dtype) for s in shapes]
     params[0][:, :5] = 0.0                                       # pruned entries
-    grads = [(torch.randn(s, generator=g0) * 0.05).to(dtype) for s in shapes]
+    grads = [(torch.randn(s, generator=g0) * grad_scale).to(dtype) for s in shapes]
+    grads[3].view(-1)[:2048] = torch.randn(2048, generator=g0).to(dtype) * 0.05   # two blocks of large exponents
     grads[1][0, 0] = 1e4                                         # drives the exponent into the clamp
     lr, alpha, beta, clamp = 0.1, 200.0, 1e-3, 5.0
     before = [p.clone() for p in params]
