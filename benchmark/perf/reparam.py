@@ -158,13 +158,13 @@ def section(quick: bool = False) -> str:
               "for the factors m, w (both zero at pruned entries) and after a HAM step (HAM declares that it keeps "
               "zeros) when the base optimiser keeps zeros — bit-identical, tested. HAM's mirror step runs as one fused "
               "native pass per matrix (`reparam/native.py`, `reparam/csrc/kernels.c`: read θ and the gradient once, "
-              "write θ once, the norm for the max-norm check in the same pass) instead of eager PyTorch's six "
-              "(sign, addcmul, clamp, exp, mul, norm); the rows marked *eager mirror step* time the eager path in the "
+              "write θ once, the norm for the max-norm check in the same pass; blocks whose exponents are provably "
+              "within 1/16 take a degree-4 exp polynomial; all blocks of all matrices split over the threads in one "
+              "parallel region) instead of eager PyTorch's six passes (sign, addcmul, clamp, exp, mul, norm); the rows marked *eager mirror step* time the eager path in the "
               "same run. `torch.compile` was tried before the native kernel, on the whole step (37 s to compile, not "
               "bit-identical to eager) and on HAM's update alone (4.3 s to compile, a recompile at every new learning "
               "rate, 266 µs a call against eager's 181 µs), so neither paid. What HAM still costs on the MLP is that "
-              "one pass over every matrix (memory traffic of 12 bytes an entry after the optimiser's own pass) and "
-              "its exp. "
+              "one pass over every matrix (12 bytes of memory traffic an entry) and its arithmetic. "
               f"Native kernels in this run: {native_status()}. "
               "The rest is the algorithms' arithmetic in eager PyTorch.",
               ""]

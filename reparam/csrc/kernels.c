@@ -10,6 +10,8 @@
  *     theta = theta * exp(e)
  * plus the sum of squares of the new theta (for the max-norm rescale): one read of theta and g and one
  * write of theta, where the eager version makes six passes (sign, addcmul, clamp, exp, mul, norm).
+ * Blocks of 1024 entries whose exponents are provably within 1/16 (nearly all of them in training) use a
+ * short exp polynomial without the clamp; see ham_block_f32.
  *
  * The float32 path is written with GCC / Clang vector extensions (8 lanes; the compiler maps them to
  * AVX / SSE / NEON), so it does not depend on the auto-vectoriser; compiled with -ffp-contract=off the
@@ -18,6 +20,15 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+static inline int thread_num(void) { return omp_get_thread_num(); }
+static inline int thread_count(void) { return omp_get_num_threads(); }
+#else   /* built without OpenMP: one thread */
+static inline int thread_num(void) { return 0; }
+static inline int thread_count(void) { return 1; }
+#endif
 
 /* 16 lanes: one AVX-512 register, two AVX2 registers, four SSE / NEON registers */
 typedef float vf __attribute__((vector_size(64)));
@@ -111,63 +122,103 @@ static inline vf ham_v_small(vf th, vf g, float a, float b) {
     return th * exp_v_small(e);
 }
 
-static inline vf abs_v(vf x) { return (vf)((vi)x & splat_i(0x7fffffff)); }
+static inline float sign_f32(float th) { return (th > 0.0f ? 1.0f : 0.0f) - (th < 0.0f ? 1.0f : 0.0f); }
+
+static inline float exp_f32_small(float x) {   /* exp_v_small on one lane */
+    float y = 1.0f / 24.0f;
+    y = y * x + 1.0f / 6.0f;
+    y = y * x + 0.5f;
+    y = y * x + 1.0f;
+    return y * x + 1.0f;
+}
 
 static inline float ham_f32(float th, float g, float a, float b, float c) {
-    float s = (th > 0.0f ? 1.0f : 0.0f) - (th < 0.0f ? 1.0f : 0.0f);
+    float s = sign_f32(th);
     float e = b + (a * s) * g;
     e = e < -c ? -c : e;
     e = e > c ? c : e;
     return th * exp_f32(e);
 }
 
+/* HAM on one block of len <= BLOCK entries; returns the sum of squares of the new entries.
+ * |e| <= |b| + |a| max|g| over the block (4 KB of g, read again from L1 below): when that bound is within
+ * 1/16 and the clamp, the block takes the short exp and skips the clamp.  A NaN in g is ignored by the max
+ * and propagates through either path.  The path is chosen per block, and blocks start at multiples of
+ * BLOCK within each tensor, so the result does not depend on the number of threads. */
+static double ham_block_f32(float *pt, const float *gt, int64_t len, float a, float b, float c) {
+    const int64_t vec_end = len - len % LANES;
+    /* max |g| on the bit patterns: for |g| (sign bit cleared) integer order is float order, and a NaN's
+     * pattern is above infinity's, so a NaN makes the bound NaN and the block takes the full path */
+    vi gmax = splat_i(0);
+    for (int64_t i = 0; i < vec_end; i += LANES) {
+        vi ag = (vi)loadv(gt + i) & splat_i(0x7fffffff);
+        vi gt_mask = ag > gmax;
+        gmax = (gt_mask & ag) | (~gt_mask & gmax);
+    }
+    int32_t mbits = 0;
+    for (int l = 0; l < LANES; ++l) mbits = gmax[l] > mbits ? gmax[l] : mbits;
+    float m;
+    memcpy(&m, &mbits, sizeof m);
+    for (int64_t i = vec_end; i < len; ++i) m = fabsf(gt[i]) > m || gt[i] != gt[i] ? fabsf(gt[i]) : m;
+    const float bound = fabsf(b) + fabsf(a) * m;
+    const int small = bound <= EXP_SMALL && bound * 1.0001f <= c;   /* margin: e rounds within an ulp */
+    vf sq = splat(0.0f);
+    if (small) {
+        for (int64_t i = 0; i < vec_end; i += LANES) {
+            vf r = ham_v_small(loadv(pt + i), loadv(gt + i), a, b);
+            storev(pt + i, r);
+            sq += r * r;
+        }
+    } else {
+        for (int64_t i = 0; i < vec_end; i += LANES) {
+            vf r = ham_v(loadv(pt + i), loadv(gt + i), a, b, c);
+            storev(pt + i, r);
+            sq += r * r;
+        }
+    }
+    float part = 0.0f;
+    for (int l = 0; l < LANES; ++l) part += sq[l];
+    double acc = part;
+    for (int64_t i = vec_end; i < len; ++i) {
+        float r = small ? pt[i] * exp_f32_small(b + (a * sign_f32(pt[i])) * gt[i]) : ham_f32(pt[i], gt[i], a, b, c);
+        pt[i] = r;
+        acc += (double)r * (double)r;
+    }
+    return acc;
+}
+
 /* One HAM mirror step on k float32 tensors (a = -lr*alpha, b = -lr*beta, c = clamp > 0); sumsq[t]
- * receives the sum of squares of the new p[t]. */
+ * receives the sum of squares of the new p[t].  All blocks of all tensors are split evenly over the
+ * threads in one parallel region (one fork / join per step, small tensors shared too). */
 void ham_step_f32(int64_t k, float **p, float *const *g, const int64_t *n, float a, float b, float c,
                   int nthreads, double *sumsq) {
+    int64_t total_blocks = 0, total = 0;
     for (int64_t t = 0; t < k; ++t) {
-        float *pt = p[t];
-        const float *gt = g[t];
-        const int64_t len = n[t], blocks = len / BLOCK;
-        double acc = 0.0;
-        #pragma omp parallel for num_threads(nthreads) if(len >= PAR_MIN) schedule(static) reduction(+:acc)
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-            const int64_t lo = blk * BLOCK, hi = lo + BLOCK;
-            /* |e| <= |b| + |a| max|g| over the block (4 KB of g, read again from L1 below): when that bound
-             * is within 1/16 and the clamp, the block takes the short exp and skips the clamp.  A NaN in g
-             * is ignored by the max and propagates through either path. */
-            vf gmax = splat(0.0f);
-            for (int64_t i = lo; i < hi; i += LANES) {
-                vf ag = abs_v(loadv(gt + i));
-                gmax = sel(ag > gmax, ag, gmax);
+        total_blocks += (n[t] + BLOCK - 1) / BLOCK;
+        total += n[t];
+        sumsq[t] = 0.0;
+    }
+    const int threads = total >= PAR_MIN && nthreads > 1 ? nthreads : 1;
+    (void)threads;   /* unused without OpenMP */
+    #pragma omp parallel num_threads(threads)
+    {
+        const int64_t tid = thread_num(), nth = thread_count();
+        const int64_t lo = total_blocks * tid / nth, hi = total_blocks * (tid + 1) / nth;
+        int64_t first = 0;   /* global index of tensor t's first block */
+        for (int64_t t = 0; t < k && first < hi; ++t) {
+            const int64_t nb = (n[t] + BLOCK - 1) / BLOCK;
+            const int64_t b0 = lo > first ? lo - first : 0, b1 = hi - first < nb ? hi - first : nb;
+            double acc = 0.0;
+            for (int64_t j = b0; j < b1; ++j) {
+                const int64_t start = j * BLOCK, len = n[t] - start < BLOCK ? n[t] - start : BLOCK;
+                acc += ham_block_f32(p[t] + start, g[t] + start, len, a, b, c);
             }
-            float m = 0.0f;
-            for (int l = 0; l < LANES; ++l) m = gmax[l] > m ? gmax[l] : m;
-            const float bound = fabsf(b) + fabsf(a) * m;
-            vf sq = splat(0.0f);
-            if (bound <= EXP_SMALL && bound * 1.0001f <= c) {   /* margin: e rounds within an ulp of its bound */
-                for (int64_t i = lo; i < hi; i += LANES) {
-                    vf r = ham_v_small(loadv(pt + i), loadv(gt + i), a, b);
-                    storev(pt + i, r);
-                    sq += r * r;
-                }
-            } else {
-                for (int64_t i = lo; i < hi; i += LANES) {
-                    vf r = ham_v(loadv(pt + i), loadv(gt + i), a, b, c);
-                    storev(pt + i, r);
-                    sq += r * r;
-                }
+            if (b1 > b0) {
+                #pragma omp atomic
+                sumsq[t] += acc;
             }
-            float part = 0.0f;
-            for (int l = 0; l < LANES; ++l) part += sq[l];
-            acc += part;
+            first += nb;
         }
-        for (int64_t i = blocks * BLOCK; i < len; ++i) {
-            float r = ham_f32(pt[i], gt[i], a, b, c);
-            pt[i] = r;
-            acc += (double)r * (double)r;
-        }
-        sumsq[t] = acc;
     }
 }
 

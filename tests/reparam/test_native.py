@@ -189,3 +189,23 @@ def test_a_ham_run_records_which_path_it_took(tmp_path, kernel):
         assert path == native.status() and (path.startswith("native (") or path.startswith("eager: "))
     plain = execute(make_spec("digits-mlp", "random", 0.8, seed=0, recipe={"epochs": 1}), tmp_path)
     assert "native_kernels" not in plain["versions"]     # no kernel choice, nothing recorded
+
+
+@needs_native
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_gradient_inside_a_block_matches_the_eager_path(bad):
+    """A block of small gradients takes the short exp; one NaN / inf gradient in it must give what the
+    eager path gives there (NaN, or the clamped step for inf) and leave the other entries as usual."""
+    g0 = torch.Generator().manual_seed(3)
+    theta = torch.randn(64, 64, generator=g0) * 0.1
+    theta[0, :8] = 0.0
+    grad = torch.randn(64, 64, generator=g0) * 1e-6
+    grad[5, 7] = bad
+    grad[0, 3] = bad                                           # at a zero weight
+    outs = {}
+    for kernel in ("auto", "eager"):
+        w = torch.nn.Parameter(theta.clone())
+        w.grad = grad.clone()
+        HamOptimizer(torch.optim.SGD([w], lr=0.1), alpha=20.0, beta=1e-3, max_norm=0.0, kernel=kernel).step()
+        outs[kernel] = w.detach()
+    torch.testing.assert_close(outs["auto"], outs["eager"], rtol=3e-7, atol=0.0, equal_nan=True)
