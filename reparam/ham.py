@@ -19,10 +19,12 @@ Where the authors' public wrapper differs from the bare equations, each point is
 * ``max_norm`` (default 1000, as the wrapper): after the mirror step a tensor whose L2 norm exceeds
   ``max_norm`` is rescaled to that norm; 0 disables.
 
-``kernel`` (not a method choice, a speed option like torch's ``fused=True``): ``"auto"`` (default) runs the
-mirror step as one fused pass per matrix in :mod:`reparam.native` where that library builds and the
-tensors qualify (CPU, contiguous, float32 / float64, ``0 < clamp <= 80``), and as eager PyTorch otherwise;
-``"eager"`` always uses eager PyTorch.  The two agree to float32 rounding (tests/reparam/test_native.py).
+Speed, not method: the mirror step runs as one fused pass per matrix in :mod:`reparam.native` where that
+library builds and the tensors qualify (CPU, contiguous, float32 / float64, ``0 < clamp <= 80``), and as
+eager PyTorch otherwise or with ``SPARSEBENCH_NATIVE=0``.  The two agree to float32 rounding
+(tests/reparam/test_native.py).  It is deliberately not a field of the reparam's config: the resolved
+config is part of a run's identity (its run id), and the compute path must not change which run it is;
+``HamOptimizer(kernel="eager")`` forces the eager path for direct use.
 
 Defaults α = 200, β = 1e-3 (ImageNet, PAPERS.md §4).  α multiplies η·g: retune it when the base lr
 scale changes.  With α = β = 0 (and no clipping triggered) the wrapper is exactly the base optimiser.
@@ -98,6 +100,8 @@ class HamOptimizer(OptimizerWrapper):
                  matrices_only: bool = True, clamp: float = 5.0, keep_zeros: bool = True,
                  max_norm: float = 1000.0, kernel: str = "auto") -> None:
         super().__init__(base)
+        if kernel not in KERNELS:
+            raise ValueError(f"HamOptimizer kernel {kernel!r} is unknown; choose one of {', '.join(KERNELS)}")
         self.kernel = kernel
         self.paths_taken: set[str] = set()   # "native" / "eager": which mirror-step path ran
         self.alpha, self.beta = float(alpha), float(beta)
@@ -216,12 +220,8 @@ class HAM(Reparam):
     clamp: float = 5.0
     keep_zeros: bool = True
     max_norm: float = 1000.0
-    kernel: str = "auto"
 
     def validate(self) -> None:
-        if self.kernel not in KERNELS:
-            raise ConfigError(f"ham kernel {self.kernel!r} is unknown; choose one of {', '.join(KERNELS)} "
-                              "(auto: the fused native pass where it builds, eager PyTorch otherwise)")
         for key in ("alpha", "beta", "clamp", "max_norm"):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
@@ -230,8 +230,7 @@ class HAM(Reparam):
 
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         self._wrapper = HamOptimizer(optimizer, alpha=self.alpha, beta=self.beta, matrices_only=self.matrices_only,
-                                     clamp=self.clamp, keep_zeros=self.keep_zeros, max_norm=self.max_norm,
-                                     kernel=self.kernel)
+                                     clamp=self.clamp, keep_zeros=self.keep_zeros, max_norm=self.max_norm)
         return self._wrapper  # type: ignore[return-value]
 
     def kernel_path(self) -> str | None:
@@ -245,7 +244,7 @@ class HAM(Reparam):
             return native.status()
         if "native" in taken:
             return "native and eager (some groups did not qualify for the fused pass)"
-        if self.kernel == "eager":
+        if wrapper.kernel == "eager":
             return "eager (kernel = eager)"
         why = native.status()
         return why if why.startswith("eager") else "eager (the tensors did not qualify: CPU, contiguous, float32 / float64, 0 < clamp <= 80)"

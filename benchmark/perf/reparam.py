@@ -40,11 +40,15 @@ def measure_model(model_name: str, quick: bool = False, loop_adamw: bool = False
     def v(reparam: str, args: dict, optimizer: str):
         return make_variant(reparam, args, optimizer, 0.1, batch, model_name=model_name)
 
+    def eager(step):   # the same HAM variant with the eager mirror step (HamOptimizer's kernel switch)
+        step.optimizer.kernel = "eager"
+        return step
+
     sgd = {"plain": v("none", {}, "sgd"), "signin": v("signin", {}, "sgd"),
            "pilot": v("pilot", {"alpha": 1e-4}, "sgd"), "ham": v("ham", {}, "sgd"),
-           "ham-eager": v("ham", {"kernel": "eager"}, "sgd")}
+           "ham-eager": eager(v("ham", {}, "sgd"))}
     adam = {"adamw": v("none", {}, "adamw"), "ham+adamw": v("ham", {"alpha": 1.0}, "adamw"),
-            "ham+adamw-eager": v("ham", {"alpha": 1.0, "kernel": "eager"}, "adamw")}
+            "ham+adamw-eager": eager(v("ham", {"alpha": 1.0}, "adamw"))}
     if loop_adamw:
         adam.update({"adamw-loop": v("none", {}, "adamw-loop"), "ham+adamw-loop": v("ham", {"alpha": 1.0}, "adamw-loop")})
     if model_name == "lenet300":

@@ -173,22 +173,36 @@ def test_build_is_cached_and_leaves_no_temporary_files(fresh_native):
     assert Path(native.SOURCE).read_text().count("ham_step_f32") >= 1
 
 
-@pytest.mark.parametrize("kernel", ["auto", "eager"])
-def test_a_ham_run_records_which_path_it_took(tmp_path, kernel):
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_a_ham_run_records_which_path_it_took_and_keeps_its_run_id(tmp_path, monkeypatch, switch):
     from benchmark.runner import execute
     from benchmark.spec import make_spec
 
-    spec = make_spec("digits-mlp", "random", 0.8, seed=0, reparam="ham",
-                     reparam_args={"alpha": 20.0, "kernel": kernel}, recipe={"epochs": 1})
-    rec = execute(spec, tmp_path)
+    saved = dict(native._state)
+    monkeypatch.setenv(native.ENV_SWITCH, switch)
+    native._reset_for_tests()
+    try:
+        spec = make_spec("digits-mlp", "random", 0.8, seed=0, reparam="ham", reparam_args={"alpha": 20.0},
+                         recipe={"epochs": 1})
+        assert "kernel" not in spec.reparam_args   # the compute path is not part of the run's identity
+        rec = execute(spec, tmp_path)
+        status = native.status()
+    finally:
+        native._reset_for_tests()
+        native._state.update(saved)
     assert rec["status"] == "ok", rec["reason"]
     path = rec["versions"]["native_kernels"]
-    if kernel == "eager":
-        assert path == "eager (kernel = eager)"
+    if switch == "0":
+        assert path == f"eager: disabled by ${native.ENV_SWITCH}"
     else:
-        assert path == native.status() and (path.startswith("native (") or path.startswith("eager: "))
+        assert path == status and (path.startswith("native (") or path.startswith("eager: "))
     plain = execute(make_spec("digits-mlp", "random", 0.8, seed=0, recipe={"epochs": 1}), tmp_path)
     assert "native_kernels" not in plain["versions"]     # no kernel choice, nothing recorded
+
+
+def test_unknown_kernel_is_refused():
+    with pytest.raises(ValueError, match="kernel 'cuda' is unknown"):
+        HamOptimizer(torch.optim.SGD([torch.nn.Parameter(torch.zeros(2, 2))], lr=0.1), kernel="cuda")
 
 
 @needs_native
