@@ -161,7 +161,10 @@ def library() -> ctypes.CDLL | None:
         elif (cc := compiler()) is None:
             why = "no C compiler found (set $CC or install gcc / clang)"
         else:
-            path, why = _build(cc)
+            try:
+                path, why = _build(cc)
+            except OSError as exc:   # no writable cache directory, or the source was not installed
+                path, why = None, f"cannot build the kernels: {exc}"
             if path is not None:
                 try:
                     lib = ctypes.CDLL(str(path))

@@ -161,6 +161,20 @@ def test_a_broken_compiler_falls_back_with_the_reason(fresh_native, monkeypatch,
 
 
 @needs_native
+def test_an_unwritable_cache_falls_back_to_the_temporary_directory_then_to_eager(fresh_native, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv(native.ENV_CACHE, str(blocker / "cache"))
+    monkeypatch.setattr(native.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    assert native.library() is not None                           # built under the temporary directory
+    assert any((tmp_path / "tmp" / "sparsebench-kernels").glob("kernels-*.so"))
+    native._reset_for_tests()
+    monkeypatch.setattr(native.tempfile, "gettempdir", lambda: str(blocker))
+    assert native.library() is None                               # nowhere to write: eager, with the reason
+    assert native.status().startswith("eager: cannot build the kernels:")
+
+
+@needs_native
 def test_build_is_cached_and_leaves_no_temporary_files(fresh_native):
     assert native.library() is not None
     built = sorted(fresh_native.glob("*"))
