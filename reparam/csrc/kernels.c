@@ -13,9 +13,10 @@
  * Blocks of 1024 entries whose exponents are provably within 1/16 (nearly all of them in training) use a
  * short exp polynomial without the clamp; see ham_block_f32.
  *
- * The float32 path is written with GCC / Clang vector extensions (8 lanes; the compiler maps them to
- * AVX / SSE / NEON), so it does not depend on the auto-vectoriser; compiled with -ffp-contract=off the
- * scalar tail computes exactly what a vector lane computes.
+ * The float32 path is written with GCC / Clang vector extensions (16 lanes; the compiler maps them to
+ * AVX-512 / AVX2 / SSE / NEON), so it does not depend on the auto-vectoriser.  The scalar tail of a
+ * tensor runs the same operations lane by lane (with the compiler's FMA contraction it may round an ulp
+ * differently from a vector lane); which entries form the tail depends only on the tensor's size.
  */
 #include <math.h>
 #include <stdint.h>
