@@ -187,14 +187,12 @@ def _reset_for_tests() -> None:
     _state.clear()
 
 
-_CTYPES = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
-_STRIDED = torch.strided
-_UNSET = object()
+_FLOATS = (torch.float32, torch.float64)
 
 
-def _qualifies(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> bool:
-    return all(t.device.type == "cpu" and t.dtype == dtype and t.layout == torch.strided and t.is_contiguous()
-               for t in tensors)
+def _qualifies(t: torch.Tensor, dtype: torch.dtype) -> bool:
+    """A contiguous strided CPU tensor of ``dtype`` (cheap attribute reads: this runs every step)."""
+    return t.is_cpu and t.dtype is dtype and t.layout is torch.strided and t.is_contiguous()
 
 
 def ham_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: float, alpha: float,
@@ -203,15 +201,12 @@ def ham_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: 
     ``θ ← θ ⊙ exp(clamp(−lr·β + (−lr·α·sign θ) ⊙ g, −clamp, clamp))``; returns each new ‖θ‖², or ``None``
     without touching anything when the kernels are unavailable or the tensors do not qualify (CPU,
     contiguous, strided, one float dtype, no aliasing; ``0 < clamp <= 80``)."""
-    if not params or not 0.0 < clamp <= HAM_MAX_CLAMP:
+    if not params or not 0.0 < clamp <= HAM_MAX_CLAMP or params[0].dtype not in _FLOATS:
         return None
     dtype = params[0].dtype
-    if dtype not in _CTYPES:
-        return None
     p_ptrs, g_ptrs, sizes = [], [], []
-    for p, g in zip(params, grads):   # one loop of cheap attribute reads (this runs every step)
-        if not (p.is_cpu and g.is_cpu and p.dtype is dtype and g.dtype is dtype and p.layout is _STRIDED
-                and g.layout is _STRIDED and p.is_contiguous() and g.is_contiguous()):
+    for p, g in zip(params, grads):
+        if not (_qualifies(p, dtype) and _qualifies(g, dtype)):
             return None
         pp, gp, n = p.data_ptr(), g.data_ptr(), p.numel()
         if pp == gp or g.numel() != n:
@@ -219,9 +214,7 @@ def ham_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: 
         p_ptrs.append(pp)
         g_ptrs.append(gp)
         sizes.append(n)
-    lib = _state.get("lib", _UNSET)
-    if lib is _UNSET:
-        lib = library()
+    lib = library()
     if lib is None:
         return None
     k = len(p_ptrs)
@@ -237,7 +230,7 @@ def exp_f32(x: torch.Tensor) -> torch.Tensor | None:
     """The kernels' float32 exp over a contiguous CPU tensor (for the accuracy test); ``None`` if
     unavailable."""
     lib = library()
-    if lib is None or not _qualifies([x], torch.float32):
+    if lib is None or not _qualifies(x, torch.float32):
         return None
     out = torch.empty_like(x)
     lib.exp_f32_array(x.data_ptr(), out.data_ptr(), x.numel())

@@ -3,7 +3,6 @@ fused pass against the formula and against the eager path, the fallbacks, and th
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -185,7 +184,6 @@ def test_build_is_cached_and_leaves_no_temporary_files(fresh_native):
     assert native.library() is not None                           # loaded from the cache, not rebuilt
     assert built[0].stat().st_mtime_ns == mtime
     assert native.status() == f"native ({built[0].name})"
-    assert Path(native.SOURCE).read_text().count("ham_step_f32") >= 1
 
 
 @pytest.mark.parametrize("switch", ["1", "0"])
