@@ -35,6 +35,7 @@ from pruners.enforce import mark_grad_zero_where_masked
 from pruners.hooks import Callback, TrainState
 from pruners.masks import Masks, PRUNABLE_MODULES, prunable_parameters
 from pruners.registry import ConfigError
+from reparam import factor_step, native
 from reparam.base import Reparam
 
 
@@ -107,6 +108,9 @@ def _install_fast_weight(module: nn.Module, tensor_name: str = "weight") -> None
         if (parametrize._cache_enabled or len(mods) != 1 or _hooked(plist)
                 or type(first := mods["0"]) is not Factorized or _hooked(first)):
             return get_slow(self)
+        cache = factor_step.cache_of(plist)
+        if cache is not None:   # the fused SGD path keeps θ as a leaf (reparam/factor_step.py)
+            return cache.get()
         params = plist._parameters
         return torch.mul(params["original0"], params["original1"])
 
@@ -238,10 +242,16 @@ class FactorizedReparam(Reparam):
     """
 
     split_gamma: ClassVar[float] = 1.0
+    #: ``"auto"``: under torch's SGD the factors take the fused native step (reparam/factor_step.py) where
+    #: it applies; ``"eager"``: always the plain parametrisation.  Not a config field: the compute path
+    #: must not change a run's identity (as HAM's kernel).
+    kernel: ClassVar[str] = "auto"
 
     def __post_init__(self) -> None:
         self._pairs: dict[str, tuple[nn.Parameter, nn.Parameter]] = {}
         self._model: nn.Module | None = None
+        self._wrapper: factor_step.FactorSGD | None = None
+        self._eager_reason: str | None = None
 
     @property
     def pairs(self) -> dict[str, tuple[nn.Parameter, nn.Parameter]]:
@@ -278,8 +288,39 @@ class FactorizedReparam(Reparam):
     def effective_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return effective_weights(model)
 
+    def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Under torch's SGD, the fused factor step (:class:`reparam.factor_step.FactorSGD`) where it
+        applies; otherwise the optimiser unchanged (the eager parametrisation)."""
+        if not self._pairs or self._model is None:
+            return optimizer
+        if self.kernel == "eager":
+            self._eager_reason = "eager (kernel = eager)"
+            return optimizer
+        reason = factor_step.eligible_reason(optimizer, list(self._pairs.values()))
+        if reason is not None:
+            self._eager_reason = reason
+            return optimizer
+        plists = [(_module_of(self._model, n).parametrizations["weight"], pair) for n, pair in self._pairs.items()]
+        self._wrapper = factor_step.FactorSGD(optimizer, factor_step.install(plists))
+        return self._wrapper  # type: ignore[return-value]
+
+    def kernel_path(self) -> str | None:
+        """``"native (kernels-<hash>.so)"`` when the factors took the fused step, ``"eager (…why)"`` when
+        they did not (another optimiser, ``SPARSEBENCH_NATIVE=0``, …), ``None`` before :meth:`apply`."""
+        wrapper = self._wrapper
+        if wrapper is None:
+            return self._eager_reason
+        if wrapper.paths_taken == {"native"}:
+            return native.status()
+        if "native" in wrapper.paths_taken:
+            return "native and eager (some factor steps did not qualify for the fused pass)"
+        return "eager (no factor step qualified for the fused pass)" if wrapper.paths_taken else None
+
     def merge(self, model: nn.Module) -> None:
         """Fold m ⊙ w back into plain ``weight`` parameters (θ = M ⊙ m ⊙ w; M is already in m, w)."""
+        if self._wrapper is not None:
+            factor_step.uninstall(self._wrapper.caches)
+            self._wrapper.detach()
         for name in list(factor_pairs(model)):
             module = _module_of(model, name)
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)

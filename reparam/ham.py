@@ -39,51 +39,7 @@ import torch
 
 from pruners.registry import ConfigError
 from reparam import native
-from reparam.base import Reparam, register_reparam
-
-
-class OptimizerWrapper:
-    """Base of optimiser wrappers: everything not overridden is the base optimiser's.
-
-    ``param_groups``, ``state``, ``defaults``, ``zero_grad``, ``state_dict``, ``add_param_group`` are the
-    base optimiser's, so learning-rate schedulers (built on ``base_optimizer``), the enforcer's state
-    resets and the training loop see one optimiser.
-    """
-
-    def __init__(self, base: torch.optim.Optimizer) -> None:
-        self.base_optimizer = base
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.base_optimizer.param_groups
-
-    @property
-    def state(self) -> Any:
-        return self.base_optimizer.state
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return self.base_optimizer.defaults
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.base_optimizer.zero_grad(set_to_none=set_to_none)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.base_optimizer.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.base_optimizer.load_state_dict(state)
-
-    def add_param_group(self, group: dict[str, Any]) -> None:
-        self.base_optimizer.add_param_group(group)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "base_optimizer":
-            raise AttributeError(name)
-        return getattr(self.base_optimizer, name)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_optimizer!r})"
+from reparam.base import OptimizerWrapper, Reparam, register_reparam
 
 
 #: Values of HAM's ``kernel`` option.

@@ -143,7 +143,13 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.ham_step_f32.argtypes = [i64, p, p, p, f32, f32, f32, i32, p]
     lib.ham_step_f64.argtypes = [i64, p, p, p, f64, f64, f64, i32, p]
     lib.exp_f32_array.argtypes = [p, p, i64]
-    for fn in (lib.ham_step_f32, lib.ham_step_f64, lib.exp_f32_array):
+    lib.factor_grads_f32.argtypes = lib.factor_grads_f64.argtypes = [i64, p, p, p, p, p, i32]
+    lib.factor_sgd_f32.argtypes = [i64, p, p, p, p, p, p, p, p, p, f32, f32, f32, f32, f32, i32, i32]
+    lib.factor_sgd_f64.argtypes = [i64, p, p, p, p, p, p, p, p, p, f64, f64, f64, f64, f64, i32, i32]
+    lib.factor_kernels_fma.argtypes = []
+    lib.factor_kernels_fma.restype = ctypes.c_int
+    for fn in (lib.ham_step_f32, lib.ham_step_f64, lib.exp_f32_array, lib.factor_grads_f32, lib.factor_grads_f64,
+               lib.factor_sgd_f32, lib.factor_sgd_f64):
         fn.restype = None
 
 
@@ -224,6 +230,76 @@ def ham_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: 
        -lr * alpha, -lr * beta, clamp, torch.get_num_threads(), out)
     torch.autograd.graph.increment_version(list(params))   # in-place behind torch's back: say so
     return list(out)
+
+
+def factor_grads(grad: torch.Tensor, m: torch.Tensor, w: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The backward of θ = m ⊙ w in one pass: new tensors ``(grad ⊙ w, grad ⊙ m)`` (bit-identical to
+    autograd's ``MulBackward0``), or ``None`` when the kernels are unavailable or the tensors do not
+    qualify (CPU, contiguous, one float dtype, one size)."""
+    dtype = m.dtype
+    if dtype not in _FLOATS or not (_qualifies(grad, dtype) and _qualifies(m, dtype) and _qualifies(w, dtype)):
+        return None
+    n = m.numel()
+    if grad.numel() != n or w.numel() != n:
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    gm, gw = torch.empty_like(m), torch.empty_like(w)
+    fn = lib.factor_grads_f32 if dtype is torch.float32 else lib.factor_grads_f64
+    fn(n, grad.data_ptr(), m.data_ptr(), w.data_ptr(), gm.data_ptr(), gw.data_ptr(), torch.get_num_threads())
+    return gm, gw
+
+
+def factor_sgd(ms: Sequence[torch.Tensor], ws: Sequence[torch.Tensor], gms: Sequence[torch.Tensor],
+               gws: Sequence[torch.Tensor], bms: Sequence[torch.Tensor | None], bws: Sequence[torch.Tensor | None],
+               thetas: Sequence[torch.Tensor], first: Sequence[bool], lr: float, momentum: float, dampening: float,
+               weight_decay: float, l2: float, nesterov: bool) -> bool:
+    """torch's SGD step on both factors of every pair (m, w) and ``θ ← m ⊙ w``, in one pass (kernels.c,
+    ``factor_sgd``); ``l2`` is added to the gradients first as ``g + l2 · p`` (PILoT's penalty).
+
+    ``bms`` / ``bws`` are the momentum buffers (ignored for ``momentum = 0``); ``first[i]`` says pair i's
+    buffers are new and receive the first step's update direction, as torch's ``clone``.  Returns False
+    without touching anything when the kernels are unavailable or a tensor does not qualify (CPU,
+    contiguous, one float dtype, matching sizes, no aliasing).  Bumps the version counters of everything it
+    wrote."""
+    if not ms or ms[0].dtype not in _FLOATS:
+        return False
+    dtype = ms[0].dtype
+    use_buf = momentum != 0
+    cols: list[list[int]] = [[] for _ in range(7)]
+    sizes, written = [], []
+    for i, m in enumerate(ms):
+        row = (m, ws[i], gms[i], gws[i], bms[i] if use_buf else m, bws[i] if use_buf else ws[i], thetas[i])
+        n = m.numel()
+        for t in row:
+            if t is None or not _qualifies(t, dtype) or t.numel() != n:
+                return False
+        ptrs = [t.data_ptr() for t in row]
+        if len(set(ptrs if use_buf else ptrs[:4] + ptrs[6:])) != (7 if use_buf else 5):
+            return False
+        for col, ptr in zip(cols, ptrs):
+            col.append(ptr)
+        sizes.append(n)
+        written.extend((m, ws[i], thetas[i], *((bms[i], bws[i]) if use_buf else ())))
+    lib = library()
+    if lib is None:
+        return False
+    k = len(sizes)
+    arrays = [(ctypes.c_void_p * k)(*col) for col in cols]
+    fn = lib.factor_sgd_f32 if dtype is torch.float32 else lib.factor_sgd_f64
+    fn(k, *arrays, (ctypes.c_int64 * k)(*sizes), (ctypes.c_int32 * k)(*(int(f) for f in first)), -lr, momentum,
+       1.0 - dampening, weight_decay, l2, int(bool(nesterov)), torch.get_num_threads())
+    torch.autograd.graph.increment_version(written)
+    return True
+
+
+def factor_kernels_fma() -> bool:
+    """Whether the factor kernels use fused multiply-adds, as ATen's AVX2 / AVX-512 kernels do (then
+    the fused factor step equals torch's eager SGD to the bit); False when unavailable."""
+    lib = library()
+    return bool(lib is not None and lib.factor_kernels_fma())
 
 
 def exp_f32(x: torch.Tensor) -> torch.Tensor | None:

@@ -110,10 +110,14 @@ class L2Schedule(Callback):
         a = self.current_alpha(state.epoch)
         if a == 0.0:
             return
-        pairs = [(p.grad, p) for p in self.params if p.grad is not None]
-        if pairs:
-            grads, params = zip(*pairs)
-            torch._foreach_add_(list(grads), list(params), alpha=2.0 * a)
+        add_penalty = getattr(state.optimizer, "add_factor_penalty", None)
+        if add_penalty is not None:   # the fused factor step adds it inside its pass (reparam/factor_step.py)
+            add_penalty(2.0 * a)
+        else:
+            pairs = [(p.grad, p) for p in self.params if p.grad is not None]
+            if pairs:
+                grads, params = zip(*pairs)
+                torch._foreach_add_(list(grads), list(params), alpha=2.0 * a)
         self.dose += float(state.optimizer.param_groups[0]["lr"]) * a
 
     def on_epoch_end(self, state: TrainState) -> None:

@@ -252,3 +252,134 @@ void exp_f32_array(const float *x, float *out, int64_t len) {
     for (; i + LANES <= len; i += LANES) storev(out + i, exp_v(loadv(x + i)));
     for (; i < len; ++i) out[i] = exp_f32(x[i]);
 }
+
+/* ------------------------------------------------------------------------------------------------
+ * The factorised reparams theta = m * w (Sign-In, PILoT, spred; PAPERS.md sections 1-3) under torch's SGD.
+ *
+ * factor_grads: the backward of theta = m * w from theta's gradient G, gm = G * w and gw = G * m (the
+ * products MulBackward0 computes; one rounding each, so bit-identical to it), in one pass.
+ *
+ * factor_sgd: torch.optim.SGD's step (torch/optim/sgd.py, _single_tensor_sgd) on both factors of every
+ * pair, followed by theta = m * w for the next forward, in one pass.  Per entry of p in {m, w} with
+ * gradient g and momentum buffer b:
+ *     g = g + l2 * p            (PILoT's penalty 2 alpha_t p, added to the gradient; l2 = 0 otherwise)
+ *     g = g + wd * p            (SGD's coupled weight decay)
+ *     b = first ? g : b * mu + (1 - dampening) * g
+ *     u = nesterov ? g + mu * b : b          (u = g without momentum)
+ *     p = p - lr * u
+ * Every "x + a * y" is one fused multiply-add where the CPU has one, as in ATen's vectorised add with
+ * alpha (vec::fmadd), and b * mu is rounded on its own as buf.mul_(mu) is: on such a CPU the result is
+ * the eager step's to the bit (tests/reparam/test_native.py compares them).  The blocks are split over
+ * the threads as in ham_step_f32, and every entry is computed independently, so the result does not
+ * depend on the number of threads.
+ */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+#define FMA_F32(a, b, c) fmaf((a), (b), (c))
+#define FMA_F64(a, b, c) fma((a), (b), (c))
+#else
+#define FMA_F32(a, b, c) ((a) * (b) + (c))
+#define FMA_F64(a, b, c) ((a) * (b) + (c))
+#endif
+
+#define DEFINE_FACTOR_KERNELS(T, SUF, FMA)                                                                  \
+void factor_grads_##SUF(int64_t n, const T *restrict G, const T *restrict m, const T *restrict w,          \
+                        T *restrict gm, T *restrict gw, int nthreads) {                                    \
+    const int threads = n >= PAR_MIN && nthreads > 1 ? nthreads : 1;                                       \
+    (void)threads;                                                                                          \
+    _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
+    for (int64_t blk = 0; blk < (n + BLOCK - 1) / BLOCK; ++blk) {                                          \
+        const int64_t lo = blk * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;                               \
+        for (int64_t i = lo; i < hi; ++i) {                                                                 \
+            gm[i] = G[i] * w[i];                                                                            \
+            gw[i] = G[i] * m[i];                                                                            \
+        }                                                                                                   \
+    }                                                                                                       \
+}                                                                                                           \
+                                                                                                            \
+static inline void factor_sgd_range_##SUF(T *restrict p, const T *restrict g, T *restrict b, int64_t lo,   \
+                                          int64_t hi, T lr, T mu, T damp1, T wd, T l2, int nesterov,       \
+                                          int first) {                                                      \
+    if (mu == 0) {                                                                                          \
+        for (int64_t i = lo; i < hi; ++i) {                                                                 \
+            T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
+            d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
+            p[i] = FMA(d, lr, p[i]);                                                                        \
+        }                                                                                                   \
+    } else if (first) {                                                                                     \
+        for (int64_t i = lo; i < hi; ++i) {                                                                 \
+            T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
+            d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
+            b[i] = d;                                                                                       \
+            p[i] = FMA(nesterov ? FMA(d, mu, d) : d, lr, p[i]);                                             \
+        }                                                                                                   \
+    } else if (nesterov) {                                                                                  \
+        for (int64_t i = lo; i < hi; ++i) {                                                                 \
+            T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
+            d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
+            T bm = b[i] * mu;                                                                               \
+            T nb = FMA(d, damp1, bm);                                                                       \
+            b[i] = nb;                                                                                      \
+            p[i] = FMA(FMA(nb, mu, d), lr, p[i]);                                                           \
+        }                                                                                                   \
+    } else {                                                                                                \
+        for (int64_t i = lo; i < hi; ++i) {                                                                 \
+            T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
+            d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
+            T bm = b[i] * mu;                                                                               \
+            T nb = FMA(d, damp1, bm);                                                                       \
+            b[i] = nb;                                                                                      \
+            p[i] = FMA(nb, lr, p[i]);                                                                       \
+        }                                                                                                   \
+    }                                                                                                       \
+}                                                                                                           \
+                                                                                                            \
+/* k pairs; lr here is -lr and damp1 is 1 - dampening (as the eager step's alphas); bm / bw may be NULL   \
+ * when mu = 0; first[t] says the pair's buffers are new (the eager step's clone of the first gradient). */ \
+void factor_sgd_##SUF(int64_t k, T **m, T **w, T *const *gm, T *const *gw, T **bm, T **bw, T **theta,      \
+                      const int64_t *n, const int32_t *first, T lr, T mu, T damp1, T wd, T l2,             \
+                      int nesterov, int nthreads) {                                                         \
+    int64_t total_blocks = 0, total = 0;                                                                    \
+    for (int64_t t = 0; t < k; ++t) {                                                                       \
+        total_blocks += (n[t] + BLOCK - 1) / BLOCK;                                                         \
+        total += n[t];                                                                                      \
+    }                                                                                                       \
+    const int threads = total >= PAR_MIN && nthreads > 1 ? nthreads : 1;                                   \
+    (void)threads;                                                                                          \
+    _Pragma("omp parallel num_threads(threads)")                                                            \
+    {                                                                                                       \
+        const int64_t tid = thread_num(), nth = thread_count();                                             \
+        const int64_t lo = total_blocks * tid / nth, hi = total_blocks * (tid + 1) / nth;                   \
+        int64_t firstblk = 0;                                                                               \
+        for (int64_t t = 0; t < k && firstblk < hi; ++t) {                                                  \
+            const int64_t nb = (n[t] + BLOCK - 1) / BLOCK;                                                  \
+            const int64_t b0 = lo > firstblk ? lo - firstblk : 0, b1 = hi - firstblk < nb ? hi - firstblk : nb; \
+            if (b1 > b0) {                                                                                  \
+                const int64_t s = b0 * BLOCK, e = b1 * BLOCK < n[t] ? b1 * BLOCK : n[t];                    \
+                for (int64_t c = s; c < e; c += BLOCK) {   /* one block of both factors, then theta */      \
+                    const int64_t ce = c + BLOCK < e ? c + BLOCK : e;                                       \
+                    factor_sgd_range_##SUF(m[t], gm[t], mu != 0 ? bm[t] : NULL, c, ce, lr, mu, damp1, wd,   \
+                                           l2, nesterov, first[t]);                                         \
+                    factor_sgd_range_##SUF(w[t], gw[t], mu != 0 ? bw[t] : NULL, c, ce, lr, mu, damp1, wd,   \
+                                           l2, nesterov, first[t]);                                         \
+                    const T *restrict mt = m[t], *restrict wt = w[t];                                       \
+                    T *restrict th = theta[t];                                                              \
+                    for (int64_t i = c; i < ce; ++i) th[i] = mt[i] * wt[i];                                 \
+                }                                                                                           \
+            }                                                                                               \
+            firstblk += nb;                                                                                 \
+        }                                                                                                   \
+    }                                                                                                       \
+}
+
+DEFINE_FACTOR_KERNELS(float, f32, FMA_F32)
+DEFINE_FACTOR_KERNELS(double, f64, FMA_F64)
+
+/* 1 when the factor kernels were compiled with fused multiply-adds (then they match ATen's vectorised
+ * CPU kernels to the bit), 0 otherwise. */
+int factor_kernels_fma(void) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
