@@ -84,6 +84,9 @@ def preserves_zeros(optimizer: torch.optim.Optimizer | None) -> bool:
 class MaskEnforcer(Callback):
     """Apply ``masks`` to the tensors that carry each masked weight.
 
+    Its ``before_step`` masks only gradients of parameters not marked with
+    :func:`mark_grad_zero_where_masked`, never the factors of θ = m ⊙ w (``needs_factor_gradients``).
+
     Args:
         targets: for every mask name, the parameters that must be masked.  Without a reparam that is
             the weight itself; Sign-In/PILoT-style reparams (θ = m ⊙ w) pass both factors.
@@ -95,6 +98,7 @@ class MaskEnforcer(Callback):
 
     def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks,
                  weight_pass: bool | None = None) -> None:
+        self.needs_factor_gradients = False   # see the class docstring
         self._targets = {n: list(ps) for n, ps in targets.items()}
         self._masks = masks
         self._weight_pass_option = weight_pass

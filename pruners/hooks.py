@@ -95,6 +95,13 @@ class TrainState:
 class Callback:
     """Base class: override the events you need; every method is a no-op by default."""
 
+    #: Whether :meth:`before_step` reads or changes the ``.grad`` of the factors m, w of a factorised
+    #: weight θ = m ⊙ w (Sign-In, PILoT, spred), or changes m or w.  Assumed unless a callback says
+    #: ``False``.  When no callback of a step overrides ``before_step`` or all that do say ``False``, the
+    #: fused factor step computes those gradients inside the optimiser step instead of after the
+    #: backward, and leaves the factors' ``.grad`` empty (reparam/factor_step.py; issue 10).
+    needs_factor_gradients: bool = True
+
     def on_start(self, state: TrainState) -> None: ...
 
     def on_epoch_start(self, state: TrainState) -> None: ...
@@ -132,6 +139,9 @@ def run_step(state: "TrainState", callbacks: Sequence["Callback"], x: torch.Tens
         loss = loss_fn(model(x), y)
     if check is not None:
         check(loss)
+    before_backward = getattr(opt, "before_backward", None)   # the fused factor step (reparam/factor_step.py)
+    if before_backward is not None:
+        before_backward(callbacks)
     loss.backward()
     state.loss = loss.detach()
     for cb in callbacks:

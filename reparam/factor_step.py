@@ -58,11 +58,13 @@ def cache_of(plist: nn.Module) -> "ThetaCache | None":
 class ThetaCache:
     """θ = m ⊙ w of one factorised weight as a leaf tensor whose gradient is passed on to m and w."""
 
-    __slots__ = ("m", "w", "theta", "_seen", "_handle", "__weakref__")
+    __slots__ = ("m", "w", "theta", "owner", "pending", "_seen", "_handle", "__weakref__")
 
     def __init__(self, m: torch.Tensor, w: torch.Tensor) -> None:
         self.m, self.w = m, w
         self.theta: torch.Tensor = torch.empty(0)
+        self.owner: FactorSGD | None = None        # the wrapper that may defer the gradients into its step
+        self.pending: torch.Tensor | None = None   # ∇θ of a deferred backward, not yet passed on to m and w
         self._seen: tuple[int, int, int, int] | None = None
         self._handle: Any = None
         self._new_leaf()
@@ -96,11 +98,25 @@ class ThetaCache:
         return self.theta
 
     def _pass_gradient(self, theta: torch.Tensor) -> None:
-        """Post-accumulate-grad hook of θ: ∇m = ∇θ ⊙ w, ∇w = ∇θ ⊙ m (accumulated like autograd would)."""
+        """Post-accumulate-grad hook of θ: ∇m = ∇θ ⊙ w, ∇w = ∇θ ⊙ m (accumulated like autograd would) —
+        or, while the owner defers, ∇θ kept for the optimiser step."""
         g = theta.grad
         theta.grad = None
         if g is None:
             return
+        if self.owner is not None and self.owner.deferring:
+            self.pending = g if self.pending is None else self.pending + g
+            return
+        self.materialize()
+        self._to_factors(g)
+
+    def materialize(self) -> None:
+        """Pass a deferred ∇θ on to ``m.grad`` and ``w.grad`` now."""
+        g, self.pending = self.pending, None
+        if g is not None:
+            self._to_factors(g)
+
+    def _to_factors(self, g: torch.Tensor) -> None:
         m, w = self.m, self.w
         pair = native.factor_grads(g, m, w) if m.grad is None and w.grad is None else None
         if pair is None:
@@ -172,10 +188,41 @@ class FactorSGD(OptimizerWrapper):
     def __init__(self, base: torch.optim.Optimizer, caches: Sequence[ThetaCache]) -> None:
         super().__init__(base)
         self.caches = list(caches)
+        for c in self.caches:
+            c.owner = self
         self.paths_taken: set[str] = set()
+        self.deferring = False
         self._penalty = 0.0
         self._plan_key: tuple | None = None
         self._plan: list[tuple[dict[str, Any], list[ThetaCache]]] = []
+        self._defer_key: tuple | None = None
+        self._defer_ok = False
+
+    def before_backward(self, callbacks: Sequence[object]) -> None:
+        """Called by the training loop (:func:`pruners.hooks.run_step`) before each backward: when none of
+        the step's ``callbacks`` needs the factors' gradients before the step
+        (:attr:`pruners.hooks.Callback.needs_factor_gradients`), the backward keeps ∇θ and the step
+        computes ∇m = ∇θ ⊙ w and ∇w = ∇θ ⊙ m inside its pass (one pass per step instead of two); the
+        factors' ``.grad`` then stays empty.  Otherwise, and outside the loop, the hook fills them."""
+        key = (id(callbacks), len(callbacks))
+        if key != self._defer_key:
+            from pruners.hooks import Callback
+
+            self._defer_ok = all(type(cb).before_step is Callback.before_step
+                                 or not getattr(cb, "needs_factor_gradients", True) for cb in callbacks)
+            self._defer_key = key
+        self.deferring = self._defer_ok and bool(self.caches)
+
+    def materialize(self) -> None:
+        """Pass every deferred ∇θ on to ``m.grad`` / ``w.grad`` (before something changes m or w)."""
+        for c in self.caches:
+            if c.pending is not None:
+                c.materialize()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for c in self.caches:
+            c.pending = None
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
 
     def add_factor_penalty(self, coefficient: float) -> None:
         """Add ``coefficient · p`` to the gradient of every factor p at the next step (PILoT's
@@ -211,43 +258,29 @@ class FactorSGD(OptimizerWrapper):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.deferring = False
         penalty, self._penalty = self._penalty, 0.0
         state = self.base_optimizer.state
         stepped: list[ThetaCache] = []
         for group, caches in self._groups_plan():
-            todo = [c for c in caches if c.m.grad is not None and c.w.grad is not None]
-            if not todo or not self._group_ok(group):
+            if not self._group_ok(group):
                 continue
-            momentum = float(group["momentum"])
-            bms, bws, first = [], [], []
-            for c in todo:
-                bufs = []
-                for p in (c.m, c.w):
-                    buf = state[p].get("momentum_buffer") if momentum != 0 else None
-                    bufs.append(buf)
-                bms.append(bufs[0])
-                bws.append(bufs[1])
-                first.append(momentum != 0 and (bufs[0] is None or bufs[1] is None))
-            if momentum != 0:   # new buffers: the kernel writes the first direction into them (torch's clone)
-                for i, c in enumerate(todo):
-                    if first[i]:
-                        bms[i], bws[i] = torch.empty_like(c.m), torch.empty_like(c.w)
-            ok = native.factor_sgd([c.m for c in todo], [c.w for c in todo], [c.m.grad for c in todo],
-                                   [c.w.grad for c in todo], bms, bws, [c.theta for c in todo], first,
-                                   lr=float(group["lr"]), momentum=momentum, dampening=float(group["dampening"]),
-                                   weight_decay=float(group["weight_decay"]), l2=penalty,
-                                   nesterov=bool(group["nesterov"]))
-            if not ok:
-                continue
-            for i, c in enumerate(todo):
-                if momentum != 0:
-                    state[c.m]["momentum_buffer"], state[c.w]["momentum_buffer"] = bms[i], bws[i]
-                c.mark_current()
-            stepped.extend(todo)
+            for c in caches:   # a deferred ∇θ with gradients already on m or w: add it to them
+                if c.pending is not None and (c.m.grad is not None or c.w.grad is not None):
+                    c.materialize()
+            deferred = [c for c in caches if c.pending is not None]
+            given = [c for c in caches if c.pending is None and c.m.grad is not None and c.w.grad is not None]
+            for todo, grads in ((deferred, [(c.pending,) for c in deferred]),
+                                (given, [(c.m.grad, c.w.grad) for c in given])):
+                if todo and self._fused(state, group, todo, grads, penalty):
+                    for c in todo:
+                        c.pending = None
+                    stepped.extend(todo)
+        self.materialize()   # whatever the fused pass did not take goes to the base step
         rest = {id(p) for c in stepped for p in (c.m, c.w)}
         if penalty != 0.0:   # the factors left to the base step get PILoT's penalty as an eager add
-            left = [c for c in self.caches if id(c.m) not in rest]
-            grads_params = [(p.grad, p) for c in left for p in (c.m, c.w) if p.grad is not None]
+            grads_params = [(p.grad, p) for c in self.caches for p in (c.m, c.w)
+                            if id(p) not in rest and p.grad is not None]
             if grads_params:
                 grads, params = zip(*grads_params)
                 with torch.no_grad():
@@ -257,7 +290,7 @@ class FactorSGD(OptimizerWrapper):
         if any(c.m.grad is not None and id(c.m) not in rest for c in self.caches):
             self.paths_taken.add("eager")
         # the base step for everything else: the stepped factors are hidden from it by a None gradient
-        saved = [(p, p.grad) for c in stepped for p in (c.m, c.w)]
+        saved = [(p, p.grad) for c in stepped for p in (c.m, c.w) if p.grad is not None]
         for p, _ in saved:
             p.grad = None
         try:
@@ -266,3 +299,31 @@ class FactorSGD(OptimizerWrapper):
             for p, g in saved:
                 p.grad = g
         return loss
+
+    @staticmethod
+    def _fused(state: Any, group: dict[str, Any], todo: list[ThetaCache], grads: list[tuple[torch.Tensor, ...]],
+               penalty: float) -> bool:
+        """One native pass over ``todo`` (gradients ``grads``: (∇m, ∇w) or (∇θ,) each); False if refused."""
+        momentum = float(group["momentum"])
+        bms: list[torch.Tensor | None] = []
+        bws: list[torch.Tensor | None] = []
+        first: list[bool] = []
+        for c in todo:
+            bm = state[c.m].get("momentum_buffer") if momentum != 0 else None
+            bw = state[c.w].get("momentum_buffer") if momentum != 0 else None
+            new = momentum != 0 and (bm is None or bw is None)
+            if new:   # the kernel writes the first direction into them (torch's clone)
+                bm, bw = torch.empty_like(c.m), torch.empty_like(c.w)
+            bms.append(bm)
+            bws.append(bw)
+            first.append(new)
+        ok = native.factor_sgd([c.m for c in todo], [c.w for c in todo], grads, bms, bws, [c.theta for c in todo],
+                               first, lr=float(group["lr"]), momentum=momentum,
+                               dampening=float(group["dampening"]), weight_decay=float(group["weight_decay"]),
+                               l2=penalty, nesterov=bool(group["nesterov"]))
+        if ok:
+            for c, bm, bw, new in zip(todo, bms, bws, first):
+                if new:
+                    state[c.m]["momentum_buffer"], state[c.w]["momentum_buffer"] = bm, bw
+                c.mark_current()
+        return ok

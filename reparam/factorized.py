@@ -204,6 +204,8 @@ class RegrowSplit(Callback):
     object changed, so it costs nothing on steps without mask changes.
     """
 
+    needs_factor_gradients = False   # it passes deferred gradients on before it changes m (see _check)
+
     def __init__(self, reparam: "FactorizedReparam") -> None:
         self.reparam = reparam
         self._seen: object = None
@@ -225,6 +227,7 @@ class RegrowSplit(Callback):
                     continue
                 dead = keep.to(m.device) & (m == 0) & (w == 0)
                 if bool(dead.any()):
+                    self.reparam.materialize_gradients()   # ∇w = ∇θ ⊙ m with the m of the forward
                     m.masked_fill_(dead, gamma ** 0.5)
 
     def before_step(self, state: TrainState) -> None:
@@ -303,6 +306,12 @@ class FactorizedReparam(Reparam):
         plists = [(_module_of(self._model, n).parametrizations["weight"], pair) for n, pair in self._pairs.items()]
         self._wrapper = factor_step.FactorSGD(optimizer, factor_step.install(plists))
         return self._wrapper  # type: ignore[return-value]
+
+    def materialize_gradients(self) -> None:
+        """Fill ``m.grad`` / ``w.grad`` now if the fused step deferred them (call before changing m or w
+        between the backward and the step)."""
+        if self._wrapper is not None:
+            self._wrapper.materialize()
 
     def kernel_path(self) -> str | None:
         """``"native (kernels-<hash>.so)"`` when the factors took the fused step, ``"eager (…why)"`` when

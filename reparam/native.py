@@ -144,8 +144,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.ham_step_f64.argtypes = [i64, p, p, p, f64, f64, f64, i32, p]
     lib.exp_f32_array.argtypes = [p, p, i64]
     lib.factor_grads_f32.argtypes = lib.factor_grads_f64.argtypes = [i64, p, p, p, p, p, i32]
-    lib.factor_sgd_f32.argtypes = [i64, p, p, p, p, p, p, p, p, p, f32, f32, f32, f32, f32, i32, i32]
-    lib.factor_sgd_f64.argtypes = [i64, p, p, p, p, p, p, p, p, p, f64, f64, f64, f64, f64, i32, i32]
+    lib.factor_sgd_f32.argtypes = [i64, p, p, p, p, p, p, p, p, p, p, f32, f32, f32, f32, f32, i32, i32]
+    lib.factor_sgd_f64.argtypes = [i64, p, p, p, p, p, p, p, p, p, p, f64, f64, f64, f64, f64, i32, i32]
     lib.factor_kernels_fma.argtypes = []
     lib.factor_kernels_fma.restype = ctypes.c_int
     for fn in (lib.ham_step_f32, lib.ham_step_f64, lib.exp_f32_array, lib.factor_grads_f32, lib.factor_grads_f64,
@@ -252,32 +252,38 @@ def factor_grads(grad: torch.Tensor, m: torch.Tensor, w: torch.Tensor
     return gm, gw
 
 
-def factor_sgd(ms: Sequence[torch.Tensor], ws: Sequence[torch.Tensor], gms: Sequence[torch.Tensor],
-               gws: Sequence[torch.Tensor], bms: Sequence[torch.Tensor | None], bws: Sequence[torch.Tensor | None],
-               thetas: Sequence[torch.Tensor], first: Sequence[bool], lr: float, momentum: float, dampening: float,
-               weight_decay: float, l2: float, nesterov: bool) -> bool:
+def factor_sgd(ms: Sequence[torch.Tensor], ws: Sequence[torch.Tensor], grads: Sequence[Sequence[torch.Tensor]],
+               bms: Sequence[torch.Tensor | None], bws: Sequence[torch.Tensor | None], thetas: Sequence[torch.Tensor],
+               first: Sequence[bool], lr: float, momentum: float, dampening: float, weight_decay: float, l2: float,
+               nesterov: bool) -> bool:
     """torch's SGD step on both factors of every pair (m, w) and ``θ ← m ⊙ w``, in one pass (kernels.c,
     ``factor_sgd``); ``l2`` is added to the gradients first as ``g + l2 · p`` (PILoT's penalty).
 
-    ``bms`` / ``bws`` are the momentum buffers (ignored for ``momentum = 0``); ``first[i]`` says pair i's
-    buffers are new and receive the first step's update direction, as torch's ``clone``.  Returns False
-    without touching anything when the kernels are unavailable or a tensor does not qualify (CPU,
-    contiguous, one float dtype, matching sizes, no aliasing).  Bumps the version counters of everything it
-    wrote."""
+    ``grads[i]`` is pair i's ``(∇m, ∇w)``, or ``(∇θ,)`` — then the pass computes ``∇m = ∇θ ⊙ w`` and
+    ``∇w = ∇θ ⊙ m`` from the factors before the step (all pairs of one call alike).  ``bms`` / ``bws`` are
+    the momentum buffers (ignored for ``momentum = 0``); ``first[i]`` says pair i's buffers are new and
+    receive the first step's update direction, as torch's ``clone``.  Returns False without touching
+    anything when the kernels are unavailable or a tensor does not qualify (CPU, contiguous, one float
+    dtype, matching sizes, no aliasing).  Bumps the version counters of everything it wrote."""
     if not ms or ms[0].dtype not in _FLOATS:
         return False
     dtype = ms[0].dtype
     use_buf = momentum != 0
-    cols: list[list[int]] = [[] for _ in range(7)]
+    from_theta = len(grads[0]) == 1
+    n_grads = 1 if from_theta else 2
+    cols: list[list[int]] = [[] for _ in range(5 + n_grads)]
     sizes, written = [], []
     for i, m in enumerate(ms):
-        row = (m, ws[i], gms[i], gws[i], bms[i] if use_buf else m, bws[i] if use_buf else ws[i], thetas[i])
+        if len(grads[i]) != n_grads:
+            return False
+        row = (m, ws[i], thetas[i], *grads[i], *((bms[i], bws[i]) if use_buf else (m, ws[i])))
         n = m.numel()
         for t in row:
             if t is None or not _qualifies(t, dtype) or t.numel() != n:
                 return False
         ptrs = [t.data_ptr() for t in row]
-        if len(set(ptrs if use_buf else ptrs[:4] + ptrs[6:])) != (7 if use_buf else 5):
+        distinct = ptrs if use_buf else ptrs[:3 + n_grads]
+        if len(set(distinct)) != len(distinct):
             return False
         for col, ptr in zip(cols, ptrs):
             col.append(ptr)
@@ -287,10 +293,15 @@ def factor_sgd(ms: Sequence[torch.Tensor], ws: Sequence[torch.Tensor], gms: Sequ
     if lib is None:
         return False
     k = len(sizes)
-    arrays = [(ctypes.c_void_p * k)(*col) for col in cols]
+    arr = [(ctypes.c_void_p * k)(*col) for col in cols]
+    m_a, w_a, th_a = arr[:3]
+    g_a = arr[3:3 + n_grads]
+    bm_a, bw_a = arr[3 + n_grads:]
+    gm_a, gw_a, big_g = (None, None, g_a[0]) if from_theta else (g_a[0], g_a[1], None)
     fn = lib.factor_sgd_f32 if dtype is torch.float32 else lib.factor_sgd_f64
-    fn(k, *arrays, (ctypes.c_int64 * k)(*sizes), (ctypes.c_int32 * k)(*(int(f) for f in first)), -lr, momentum,
-       1.0 - dampening, weight_decay, l2, int(bool(nesterov)), torch.get_num_threads())
+    fn(k, m_a, w_a, gm_a, gw_a, big_g, bm_a, bw_a, th_a, (ctypes.c_int64 * k)(*sizes),
+       (ctypes.c_int32 * k)(*(int(f) for f in first)), -lr, momentum, 1.0 - dampening, weight_decay, l2,
+       int(bool(nesterov)), torch.get_num_threads())
     torch.autograd.graph.increment_version(written)
     return True
 

@@ -83,7 +83,11 @@ def global_magnitude_masks(weights: dict[str, torch.Tensor], current: Masks, spa
 
 class L2Schedule(Callback):
     """Adds ``2 α_t`` times each factor to its gradient, accumulates the dose Σ η α, adapts α, and
-    performs the final one-shot magnitude pruning (see the module docstring)."""
+    performs the final one-shot magnitude pruning (see the module docstring).  Under the fused factor
+    step the addition happens inside the step's pass (``add_factor_penalty``), so ``before_step`` needs no
+    factor gradient there; otherwise there is no deferral to allow."""
+
+    needs_factor_gradients = False
 
     def __init__(self, reparam: "_ScheduledL2") -> None:
         self.reparam = reparam

@@ -334,9 +334,11 @@ static inline void factor_sgd_range_##SUF(T *restrict p, const T *restrict g, T 
 }                                                                                                           \
                                                                                                             \
 /* k pairs; lr here is -lr and damp1 is 1 - dampening (as the eager step's alphas); bm / bw may be NULL   \
- * when mu = 0; first[t] says the pair's buffers are new (the eager step's clone of the first gradient). */ \
-void factor_sgd_##SUF(int64_t k, T **m, T **w, T *const *gm, T *const *gw, T **bm, T **bw, T **theta,      \
-                      const int64_t *n, const int32_t *first, T lr, T mu, T damp1, T wd, T l2,             \
+ * when mu = 0; first[t] says the pair's buffers are new (the eager step's clone of the first gradient).   \
+ * With G != NULL the gradients are not given but computed per block from theta's gradient G[t] and the   \
+ * factors before the step, gm = G * w and gw = G * m (into an L1-resident block buffer; gm / gw unused).  */ \
+void factor_sgd_##SUF(int64_t k, T **m, T **w, T *const *gm, T *const *gw, T *const *G, T **bm, T **bw,    \
+                      T **theta, const int64_t *n, const int32_t *first, T lr, T mu, T damp1, T wd, T l2,  \
                       int nesterov, int nthreads) {                                                         \
     int64_t total_blocks = 0, total = 0;                                                                    \
     for (int64_t t = 0; t < k; ++t) {                                                                       \
@@ -347,6 +349,7 @@ void factor_sgd_##SUF(int64_t k, T **m, T **w, T *const *gm, T *const *gw, T **b
     (void)threads;                                                                                          \
     _Pragma("omp parallel num_threads(threads)")                                                            \
     {                                                                                                       \
+        T gmb[BLOCK], gwb[BLOCK];                                                                           \
         const int64_t tid = thread_num(), nth = thread_count();                                             \
         const int64_t lo = total_blocks * tid / nth, hi = total_blocks * (tid + 1) / nth;                   \
         int64_t firstblk = 0;                                                                               \
@@ -355,15 +358,28 @@ void factor_sgd_##SUF(int64_t k, T **m, T **w, T *const *gm, T *const *gw, T **b
             const int64_t b0 = lo > firstblk ? lo - firstblk : 0, b1 = hi - firstblk < nb ? hi - firstblk : nb; \
             if (b1 > b0) {                                                                                  \
                 const int64_t s = b0 * BLOCK, e = b1 * BLOCK < n[t] ? b1 * BLOCK : n[t];                    \
+                T *restrict mt = m[t], *restrict wt = w[t], *restrict th = theta[t];                        \
+                T *bmt = mu != 0 ? bm[t] : NULL, *bwt = mu != 0 ? bw[t] : NULL;                             \
                 for (int64_t c = s; c < e; c += BLOCK) {   /* one block of both factors, then theta */      \
-                    const int64_t ce = c + BLOCK < e ? c + BLOCK : e;                                       \
-                    factor_sgd_range_##SUF(m[t], gm[t], mu != 0 ? bm[t] : NULL, c, ce, lr, mu, damp1, wd,   \
-                                           l2, nesterov, first[t]);                                         \
-                    factor_sgd_range_##SUF(w[t], gw[t], mu != 0 ? bw[t] : NULL, c, ce, lr, mu, damp1, wd,   \
-                                           l2, nesterov, first[t]);                                         \
-                    const T *restrict mt = m[t], *restrict wt = w[t];                                       \
-                    T *restrict th = theta[t];                                                              \
-                    for (int64_t i = c; i < ce; ++i) th[i] = mt[i] * wt[i];                                 \
+                    const int64_t len = c + BLOCK < e ? BLOCK : e - c;                                      \
+                    const T *gmc, *gwc;                                                                     \
+                    if (G != NULL) {                                                                        \
+                        const T *restrict gt = G[t] + c;                                                    \
+                        for (int64_t i = 0; i < len; ++i) {                                                 \
+                            gmb[i] = gt[i] * wt[c + i];                                                     \
+                            gwb[i] = gt[i] * mt[c + i];                                                     \
+                        }                                                                                   \
+                        gmc = gmb;                                                                          \
+                        gwc = gwb;                                                                          \
+                    } else {                                                                                \
+                        gmc = gm[t] + c;                                                                    \
+                        gwc = gw[t] + c;                                                                    \
+                    }                                                                                       \
+                    factor_sgd_range_##SUF(mt + c, gmc, bmt ? bmt + c : NULL, 0, len, lr, mu, damp1, wd, l2, \
+                                           nesterov, first[t]);                                             \
+                    factor_sgd_range_##SUF(wt + c, gwc, bwt ? bwt + c : NULL, 0, len, lr, mu, damp1, wd, l2, \
+                                           nesterov, first[t]);                                             \
+                    for (int64_t i = c; i < c + len; ++i) th[i] = mt[i] * wt[i];                            \
                 }                                                                                           \
             }                                                                                               \
             firstblk += nb;                                                                                 \
