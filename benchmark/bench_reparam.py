@@ -1,6 +1,7 @@
 """Timing of the reparams' training steps against their plain counterparts (issue 5 targets).
 
-* Sign-In / PILoT (θ = m ⊙ w via ``torch.nn.utils.parametrize``) vs the plain step: target ≤ 1.3×;
+* Sign-In / PILoT (θ = m ⊙ w via ``torch.nn.utils.parametrize``, with the fused native factor step of
+  :mod:`reparam.factor_step` under SGD) vs the plain step: target ≤ 1.3×;
 * HAM vs its base optimiser (SGD with momentum, and AdamW — fused as the recipes build it, and
   torch's for-loop AdamW for comparison): target ≤ 1.10×;
 * NanoAdam vs AdamW: step time and optimiser-state memory.
@@ -72,17 +73,23 @@ def build_bench_model(name: str) -> nn.Module:
 
 
 def make_variant(reparam: str, args: dict, optimizer: str, density: float, batch: tuple,
-                 model_name: str = "lenet300") -> Callable[[], None]:
-    """A closure doing one full training step (forward, backward, callbacks, step) of the variant."""
+                 model_name: str = "lenet300", kernel: str = "auto") -> Callable[[], None]:
+    """A closure doing one full training step (forward, backward, callbacks, step) of the variant;
+    ``kernel = "eager"`` turns a reparam's native fused path off (Sign-In / PILoT / spred: the plain
+    parametrisation; HAM: the eager mirror step), to time both side by side."""
     torch.manual_seed(0)
     model = build_bench_model(model_name)
     masks = random_masks(model, density)
     masks.apply_(model)
     rp = build_config(REPARAMS.get(reparam), args, reparam)
+    if kernel != "auto":
+        rp.kernel = kernel   # instance attribute, not a config field (reparam/factorized.py)
     rp.apply(model, masks)
     enforcer = MaskEnforcer(rp.mask_targets(model, masks), masks)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = rp.wrap_optimizer(build_variant_optimizer(optimizer, params))
+    if kernel != "auto" and hasattr(opt, "kernel"):
+        opt.kernel = kernel   # HamOptimizer's switch
     callbacks = [enforcer, *rp.callbacks()]
     state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=None, epochs=1000,  # type: ignore[arg-type]
                        steps_per_epoch=1000, reparam=rp)
