@@ -1,10 +1,10 @@
 """The fused training step of θ = m ⊙ w under torch's SGD (Sign-In, PILoT, spred; issue 10).
 
 Speed, not method: the step computes exactly what the eager path computes — autograd's backward of the
-product, torch's SGD on both factors, the product again for the next forward — in two native passes
-per step (:mod:`reparam.native`) instead of about ten eager kernels.  Why it matters: on LeNet-300-100
-the eager path costs 1.3–1.4× the plain step (docs/benchmarks.md), all of it memory-bound elementwise
-work; the target is ≤ 1.3.
+product, torch's SGD on both factors, the product again for the next forward — in one native pass per
+step (:mod:`reparam.native`) instead of about ten eager kernels.  Why it matters: on LeNet-300-100 the
+eager path costs 1.3–1.4× the plain step (docs/benchmarks.md), all of it memory-bound elementwise work;
+the target is ≤ 1.3.
 
 How the pieces fit:
 
@@ -13,7 +13,9 @@ How the pieces fit:
   the forward pays no product, and the backward stops at θ.  A post-accumulate-grad hook on θ then
   writes ``m.grad = ∇θ ⊙ w`` and ``w.grad = ∇θ ⊙ m`` in one pass (:func:`native.factor_grads`, the same
   products as autograd's ``MulBackward0``, bit for bit), so every callback between the backward and the
-  step sees the gradients of m and w as before.  The cache checks the version counters and storage of
+  step sees the gradients of m and w as before — unless the training loop says that none needs them
+  (:meth:`FactorSGD.before_backward`, :attr:`pruners.hooks.Callback.needs_factor_gradients`): then the
+  hook keeps ∇θ and the step's pass computes ∇m and ∇w itself.  The cache checks the version counters and storage of
   m and w on every access and recomputes θ when anything else changed them (the enforcer, a re-split,
   a mask update, ``load_state_dict``), so it is never stale.
 * :class:`FactorSGD` wraps the recipe's ``torch.optim.SGD``.  For the factors it runs
@@ -42,6 +44,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from pruners.hooks import Callback
 from reparam import native
 from reparam.base import OptimizerWrapper
 
@@ -176,7 +179,8 @@ def eligible_reason(optimizer: torch.optim.Optimizer, pairs: Sequence[tuple[torc
 
 
 class FactorSGD(OptimizerWrapper):
-    """torch's SGD with the factor pairs (m, w) stepped by :func:`native.factor_sgd` (module docstring).
+    """torch's SGD with the factor pairs (m, w) stepped by :func:`native.factor_sgd` (module docstring),
+    from their gradients or from a deferred ∇θ.
 
     Every parameter that is not a factor of an installed cache, and every factor whose step does not
     qualify (a group option the kernel lacks: ``maximize``, ``differentiable``, a tensor lr; a gradient
@@ -195,8 +199,6 @@ class FactorSGD(OptimizerWrapper):
         self._penalty = 0.0
         self._plan_key: tuple | None = None
         self._plan: list[tuple[dict[str, Any], list[ThetaCache]]] = []
-        self._defer_key: tuple | None = None
-        self._defer_ok = False
 
     def before_backward(self, callbacks: Sequence[object]) -> None:
         """Called by the training loop (:func:`pruners.hooks.run_step`) before each backward: when none of
@@ -204,14 +206,9 @@ class FactorSGD(OptimizerWrapper):
         (:attr:`pruners.hooks.Callback.needs_factor_gradients`), the backward keeps ∇θ and the step
         computes ∇m = ∇θ ⊙ w and ∇w = ∇θ ⊙ m inside its pass (one pass per step instead of two); the
         factors' ``.grad`` then stays empty.  Otherwise, and outside the loop, the hook fills them."""
-        key = (id(callbacks), len(callbacks))
-        if key != self._defer_key:
-            from pruners.hooks import Callback
-
-            self._defer_ok = all(type(cb).before_step is Callback.before_step
-                                 or not getattr(cb, "needs_factor_gradients", True) for cb in callbacks)
-            self._defer_key = key
-        self.deferring = self._defer_ok and bool(self.caches)
+        self.deferring = bool(self.caches) and all(
+            type(cb).before_step is Callback.before_step or not getattr(cb, "needs_factor_gradients", True)
+            for cb in callbacks)
 
     def materialize(self) -> None:
         """Pass every deferred ∇θ on to ``m.grad`` / ``w.grad`` (before something changes m or w)."""

@@ -8,7 +8,6 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import reparam.factorized as fz
 from pruners import Callback, MaskEnforcer, Masks, TrainState
