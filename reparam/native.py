@@ -5,15 +5,10 @@ a separate kernel in eager PyTorch.  HAM's mirror step is six of them (sign, add
 norm); on LeNet-300-100 they made the whole training step 1.3× the base optimiser's, against a target of
 1.10.  One fused pass reads θ and the gradient once and writes θ once (docs/benchmarks.md).
 
-How.  The C file is compiled on first use with the machine's C compiler (``$CC``, else ``cc`` / ``gcc``
-/ ``clang``) as ``-O3 -march=native -fopenmp`` (falling back to fewer flags where the compiler refuses
-one), cached under ``$SPARSEBENCH_KERNEL_CACHE`` (default ``~/.cache/sparsebench/kernels``) by a hash of
-the source, the flags, the compiler's version and the CPU's feature flags — so a home directory shared
-by nodes of different CPUs builds one library per CPU kind — and loaded with :mod:`ctypes`; a build
-takes well under a second and is written atomically (compile to a temporary name, then rename).  The
-same design as DeepSpeed's JIT-built CPU Adam, without the C++ / pybind11 toolchain: the kernels only
-need raw pointers.  Threads: the torch intra-op count (``torch.get_num_threads()``), through the same
-OpenMP runtime torch loaded.
+How.  The C file is compiled on first use, cached and loaded by :class:`pruners.native.NativeLibrary`
+(the machine's C compiler, ``-O3 -march=native -fopenmp``, a cache keyed by source, flags, compiler and
+CPU, written atomically; see there).  Threads: the torch intra-op count (``torch.get_num_threads()``),
+through the same OpenMP runtime torch loaded.
 
 Fallback.  Every caller keeps its eager PyTorch path and uses it when this module gives ``None``: no
 compiler, a failed build, ``SPARSEBENCH_NATIVE=0``, or tensors that do not qualify (not on the CPU, not
@@ -24,118 +19,20 @@ contiguous, not float32 / float64).  The two paths agree to float32 rounding
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "kernels.c"
-ENV_SWITCH = "SPARSEBENCH_NATIVE"
-ENV_CACHE = "SPARSEBENCH_KERNEL_CACHE"
+from pruners.native import ENV_CACHE, ENV_SWITCH, NativeLibrary
 
-#: Flag sets tried in order; the first that compiles is used.
-FLAG_SETS: tuple[tuple[str, ...], ...] = (
-    ("-O3", "-march=native", "-fopenmp"),
-    ("-O3", "-fopenmp"),
-    ("-O3", "-march=native"),
-    ("-O3",),
-)
-COMMON_FLAGS = ("-std=gnu11", "-fPIC", "-shared")
+__all__ = ["ENV_CACHE", "ENV_SWITCH", "HAM_MAX_CLAMP", "library", "status", "ham_step", "factor_grads",
+           "factor_sgd", "factor_kernels_fma", "exp_f32"]
+
+SOURCE = Path(__file__).with_name("csrc") / "kernels.c"
 
 #: Largest HAM exponent clamp the float32 kernel takes (its exp is exact to < 1 ulp on |x| <= 87).
 HAM_MAX_CLAMP = 80.0
-
-_lock = threading.Lock()
-_state: dict[str, object] = {}   # "lib": CDLL | None, "status": str
-
-
-def enabled() -> bool:
-    """False when ``$SPARSEBENCH_NATIVE`` is ``0`` / ``false`` / ``no`` / ``off``."""
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def compiler() -> str | None:
-    """``$CC`` or the first of ``cc``, ``gcc``, ``clang`` on ``PATH``."""
-    cc = os.environ.get("CC", "").strip()
-    if cc:
-        return cc
-    for name in ("cc", "gcc", "clang"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def cache_dir() -> Path:
-    raw = os.environ.get(ENV_CACHE, "").strip()
-    if raw:
-        return Path(raw)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "sparsebench" / "kernels"
-
-
-def _cpu_signature() -> str:
-    """The CPU's model and feature flags (what ``-march=native`` compiles for)."""
-    parts = [platform.machine(), platform.processor()]
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key = line.split(":", 1)[0].strip()
-                if key in ("flags", "Features", "model name", "CPU part"):
-                    parts.append(line.strip())
-                if line.strip() == "":
-                    break   # the first processor is enough
-    except OSError:
-        pass
-    return "\n".join(parts)
-
-
-def _compiler_version(cc: str) -> str:
-    try:
-        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
-        return out.stdout.splitlines()[0] if out.stdout else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _build(cc: str) -> tuple[Path | None, str]:
-    """Compile (or find in the cache) the library; returns (path, "") or (None, why)."""
-    source = SOURCE.read_bytes()
-    version = _compiler_version(cc)
-    directory = cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        directory = Path(tempfile.gettempdir()) / "sparsebench-kernels"
-        directory.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for flags in FLAG_SETS:
-        key = hashlib.sha256(b"\0".join([source, version.encode(), " ".join(flags + COMMON_FLAGS).encode(),
-                                         _cpu_signature().encode()])).hexdigest()[:16]
-        target = directory / f"kernels-{key}.so"
-        if target.exists():
-            return target, ""
-        tmp = directory / f".kernels-{key}-{os.getpid()}-{threading.get_ident()}.so"
-        cmd = [cc, *flags, *COMMON_FLAGS, "-o", str(tmp), str(SOURCE), "-lm"]
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as exc:
-            errors.append(f"{' '.join(flags)}: {exc}")
-            continue
-        if out.returncode == 0 and tmp.exists():
-            os.replace(tmp, target)
-            return target, ""
-        tmp.unlink(missing_ok=True)
-        first = (out.stderr.strip().splitlines() or ["no output"])[0]
-        errors.append(f"{' '.join(flags)}: {first}")
-    return None, "the C compiler failed (" + "; ".join(errors) + ")"
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -153,44 +50,24 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.restype = None
 
 
+_LIBRARY = NativeLibrary(SOURCE, "kernels", _declare)
+_state = _LIBRARY.state   # the process's outcome ("lib", "status"); tests save and restore it
+
+
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, building it on first call; ``None`` (and :func:`status` says why)
     when disabled or unavailable."""
-    if "lib" in _state:
-        return _state["lib"]  # type: ignore[return-value]
-    with _lock:
-        if "lib" in _state:
-            return _state["lib"]  # type: ignore[return-value]
-        lib, why = None, ""
-        if not enabled():
-            why = f"disabled by ${ENV_SWITCH}"
-        elif (cc := compiler()) is None:
-            why = "no C compiler found (set $CC or install gcc / clang)"
-        else:
-            try:
-                path, why = _build(cc)
-            except OSError as exc:   # no writable cache directory, or the source was not installed
-                path, why = None, f"cannot build the kernels: {exc}"
-            if path is not None:
-                try:
-                    lib = ctypes.CDLL(str(path))
-                    _declare(lib)
-                    why = f"native ({path.name})"
-                except (OSError, AttributeError) as exc:
-                    lib, why = None, f"the built library did not load: {exc}"
-        _state["lib"] = lib
-        _state["status"] = why if lib is not None else f"eager: {why}"
-        return lib
+    return _LIBRARY.get()
 
 
 def status() -> str:
     """Which path this process uses: ``"native (kernels-<hash>.so)"``, ``"eager: <why>"``, or
     ``"unused"`` when nothing asked for a kernel yet."""
-    return str(_state.get("status", "unused"))
+    return _LIBRARY.status()
 
 
 def _reset_for_tests() -> None:
-    _state.clear()
+    _LIBRARY.reset()
 
 
 _FLOATS = (torch.float32, torch.float64)

@@ -82,7 +82,7 @@ def section(quick: bool = False) -> str:
                      f"**{r['masked_peak'] / r['dense_peak']:.3f}** | {r['dense_inc']:.1f} | {r['masked_inc']:.1f} | "
                      f"{r['masked_inc'] / r['dense_inc']:.2f} |")
     lines += ["", "The enforcer keeps one float mask per pruned weight tensor (the weights' size again: "
-              "4 bytes per weight); a dense run holds the weights, gradients and 1 (SGD momentum) or 2 (Adam) "
+              "4 bytes per weight; plus the same mask as packed bits, 1/8 byte per weight, on the CPU); a dense run holds the weights, gradients and 1 (SGD momentum) or 2 (Adam) "
               "state tensors of the same size plus the activations, so the masks add at most 1/3 (SGD) or 1/4 "
               "(AdamW) of the parameter-sized memory and much less of the whole process.", ""]
     return "\n".join(lines)

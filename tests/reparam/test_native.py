@@ -3,6 +3,7 @@ fused pass against the formula and against the eager path, the fallbacks, and th
 from __future__ import annotations
 
 import math
+import tempfile
 
 import pytest
 import torch
@@ -165,11 +166,11 @@ def test_an_unwritable_cache_falls_back_to_the_temporary_directory_then_to_eager
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv(native.ENV_CACHE, str(blocker / "cache"))
-    monkeypatch.setattr(native.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     assert native.library() is not None                           # built under the temporary directory
     assert any((tmp_path / "tmp" / "sparsebench-kernels").glob("kernels-*.so"))
     native._reset_for_tests()
-    monkeypatch.setattr(native.tempfile, "gettempdir", lambda: str(blocker))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(blocker))
     assert native.library() is None                               # nowhere to write: eager, with the reason
     assert native.status().startswith("eager: cannot build the kernels:")
 
