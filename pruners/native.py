@@ -129,7 +129,6 @@ def build(source_path: Path, stem: str, cc: str) -> tuple[Path | None, str]:
     return None, "the C compiler failed (" + "; ".join(errors) + ")"
 
 
-
 class NativeLibrary:
     """One C source built on first use (:func:`build`) and loaded with ctypes; ``declare(lib)`` sets the
     argument and result types of its functions.  Thread-safe; the outcome is kept for the process."""
