@@ -135,15 +135,19 @@ def test_checkpoint_of_another_spec_or_corrupt_is_ignored(tmp_path, monkeypatch)
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
-@pytest.mark.parametrize("pruner, args", [("gmp", {"start": 0.0, "end": 0.6, "frequency": 4}),
-                                          ("rigl", {"update_interval": 5}),
-                                          ("imp", {"rate": 0.5})])
-def test_stateful_schedules_resume_identically(tmp_path, monkeypatch, pruner, args):
+@pytest.mark.parametrize("pruner, args, reparam", [("gmp", {"start": 0.0, "end": 0.6, "frequency": 4}, "none"),
+                                                   ("rigl", {"update_interval": 5}, "none"),
+                                                   ("imp", {"rate": 0.5}, "none"),
+                                                   # the fused factor step (θ cache, momentum buffers of m, w,
+                                                   # re-splits; with RigL's regrowth) resumes exactly too
+                                                   ("random", {}, "signin"),
+                                                   ("rigl", {"update_interval": 5}, "signin")])
+def test_stateful_schedules_resume_identically(tmp_path, monkeypatch, pruner, args, reparam):
     """Pruner schedules that change masks during training (GMP, RigL, IMP rounds) resume exactly."""
     if pruner not in PRUNERS:
         pytest.skip(f"pruner {pruner!r} is not registered in this checkout")
     spec = make_spec(task="digits-mlp", pruner=pruner, sparsity=0.75, seed=1, pruner_args=args,
-                     recipe={"epochs": 2, "max_train_batches": 6})
+                     reparam=reparam, recipe={"epochs": 2, "max_train_batches": 6})
     ref = _run(spec, tmp_path / "ref")
     assert ref["rec"]["status"] == "ok", ref["rec"]["reason"]
     n_epochs = len(_metrics(ref["folder"]))
