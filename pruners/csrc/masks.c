@@ -30,30 +30,23 @@ static inline vi lane_bits(const uint8_t *bits, int64_t v) {   /* bits 16v .. 16
 
 static inline int bit_at(const uint8_t *bits, int64_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
 
-void mask_grad_f32(float *restrict g, const uint8_t *restrict bits, int64_t n, int nthreads) {
-    const int64_t nvec = n / 16;
-    const int threads = n >= PAR_MIN && nthreads > 1 ? nthreads : 1;
-    (void)threads;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t v = 0; v < nvec; ++v) {
-        vf x;
-        memcpy(&x, g + 16 * v, sizeof x);
-        x *= __builtin_convertvector(lane_bits(bits, v), vf);
-        memcpy(g + 16 * v, &x, sizeof x);
-    }
-    for (int64_t i = nvec * 16; i < n; ++i) g[i] *= (float)bit_at(bits, i);
+#define TO_VF(lanes) __builtin_convertvector((lanes), vf)
+#define TO_VD(lanes) __builtin_convertvector(__builtin_convertvector((lanes), vl), vd)
+
+#define DEFINE_MASK_GRAD(T, SUF, VT, TO_VT)                                                                \
+void mask_grad_##SUF(T *restrict g, const uint8_t *restrict bits, int64_t n, int nthreads) {               \
+    const int64_t nvec = n / 16;                                                                            \
+    const int threads = n >= PAR_MIN && nthreads > 1 ? nthreads : 1;                                       \
+    (void)threads;                                                                                          \
+    _Pragma("omp parallel for num_threads(threads) schedule(static)")                                      \
+    for (int64_t v = 0; v < nvec; ++v) {                                                                    \
+        VT x;                                                                                               \
+        memcpy(&x, g + 16 * v, sizeof x);                                                                   \
+        x *= TO_VT(lane_bits(bits, v));                                                                     \
+        memcpy(g + 16 * v, &x, sizeof x);                                                                   \
+    }                                                                                                       \
+    for (int64_t i = nvec * 16; i < n; ++i) g[i] *= (T)bit_at(bits, i);                                    \
 }
 
-void mask_grad_f64(double *restrict g, const uint8_t *restrict bits, int64_t n, int nthreads) {
-    const int64_t nvec = n / 16;
-    const int threads = n >= PAR_MIN && nthreads > 1 ? nthreads : 1;
-    (void)threads;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t v = 0; v < nvec; ++v) {
-        vd x;
-        memcpy(&x, g + 16 * v, sizeof x);
-        x *= __builtin_convertvector(__builtin_convertvector(lane_bits(bits, v), vl), vd);
-        memcpy(g + 16 * v, &x, sizeof x);
-    }
-    for (int64_t i = nvec * 16; i < n; ++i) g[i] *= (double)bit_at(bits, i);
-}
+DEFINE_MASK_GRAD(float, f32, vf, TO_VF)
+DEFINE_MASK_GRAD(double, f64, vd, TO_VD)

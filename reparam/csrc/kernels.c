@@ -305,30 +305,13 @@ static inline void factor_sgd_range_##SUF(T *restrict p, const T *restrict g, T 
             d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
             p[i] = FMA(d, lr, p[i]);                                                                        \
         }                                                                                                   \
-    } else if (first) {                                                                                     \
+    } else {   /* the loop-invariant first / nesterov tests are hoisted by the compiler */                  \
         for (int64_t i = lo; i < hi; ++i) {                                                                 \
             T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
             d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
-            b[i] = d;                                                                                       \
-            p[i] = FMA(nesterov ? FMA(d, mu, d) : d, lr, p[i]);                                             \
-        }                                                                                                   \
-    } else if (nesterov) {                                                                                  \
-        for (int64_t i = lo; i < hi; ++i) {                                                                 \
-            T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
-            d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
-            T bm = b[i] * mu;                                                                               \
-            T nb = FMA(d, damp1, bm);                                                                       \
+            const T nb = first ? d : FMA(d, damp1, b[i] * mu);                                              \
             b[i] = nb;                                                                                      \
-            p[i] = FMA(FMA(nb, mu, d), lr, p[i]);                                                           \
-        }                                                                                                   \
-    } else {                                                                                                \
-        for (int64_t i = lo; i < hi; ++i) {                                                                 \
-            T d = l2 != 0 ? FMA(p[i], l2, g[i]) : g[i];                                                     \
-            d = wd != 0 ? FMA(p[i], wd, d) : d;                                                             \
-            T bm = b[i] * mu;                                                                               \
-            T nb = FMA(d, damp1, bm);                                                                       \
-            b[i] = nb;                                                                                      \
-            p[i] = FMA(nb, lr, p[i]);                                                                       \
+            p[i] = FMA(nesterov ? FMA(nb, mu, d) : nb, lr, p[i]);                                           \
         }                                                                                                   \
     }                                                                                                       \
 }                                                                                                           \
