@@ -99,9 +99,10 @@ class MaskEnforcer(Callback):
             :meth:`attach` — skipped for a :func:`preserves_zeros` optimiser.
     """
 
+    needs_factor_gradients = False   # see the class docstring
+
     def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks,
                  weight_pass: bool | None = None) -> None:
-        self.needs_factor_gradients = False   # see the class docstring
         self._targets = {n: list(ps) for n, ps in targets.items()}
         self._masks = masks
         self._weight_pass_option = weight_pass

@@ -3,7 +3,10 @@
 Why.  On a small model the reparams' extra cost is elementwise passes over weight-sized tensors, each
 a separate kernel in eager PyTorch.  HAM's mirror step is six of them (sign, addcmul, clamp, exp, mul,
 norm); on LeNet-300-100 they made the whole training step 1.3× the base optimiser's, against a target of
-1.10.  One fused pass reads θ and the gradient once and writes θ once (docs/benchmarks.md).
+1.10.  One fused pass reads θ and the gradient once and writes θ once (docs/benchmarks.md).  The
+factorised reparams θ = m ⊙ w (Sign-In, PILoT, spred) under SGD take one pass for the backward of the
+product, the SGD update of both factors and the new θ (:mod:`reparam.factor_step`; 1.3–1.4× before,
+target 1.3).
 
 How.  The C file is compiled on first use, cached and loaded by :class:`pruners.native.NativeLibrary`
 (the machine's C compiler, ``-O3 -march=native -fopenmp``, a cache keyed by source, flags, compiler and
@@ -12,8 +15,9 @@ through the same OpenMP runtime torch loaded.
 
 Fallback.  Every caller keeps its eager PyTorch path and uses it when this module gives ``None``: no
 compiler, a failed build, ``SPARSEBENCH_NATIVE=0``, or tensors that do not qualify (not on the CPU, not
-contiguous, not float32 / float64).  The two paths agree to float32 rounding
-(tests/reparam/test_native.py); within one machine the choice is fixed, so runs stay deterministic.
+contiguous, not float32 / float64).  HAM's two paths agree to float32 rounding
+(tests/reparam/test_native.py); the factor kernels equal the eager path to the bit on a CPU with FMA
+(tests/reparam/test_factor_step.py); within one machine the choice is fixed, so runs stay deterministic.
 :func:`status` says which path a process took; run folders record it (``versions.native_kernels``).
 """
 from __future__ import annotations
