@@ -97,12 +97,15 @@ class MaskEnforcer(Callback):
         weight_pass: multiply the weights by the masks after every step: ``True`` always, ``False``
             never (the caller vouches that the step keeps zeros), ``None`` (default) decided by
             :meth:`attach` — skipped for a :func:`preserves_zeros` optimiser.
+        bit_mask: mask CPU gradients with the native pass that reads the mask as packed bits (default;
+            bit-identical); ``False``: torch's multiply by the float mask (for comparison).
     """
 
     needs_factor_gradients = False   # see the class docstring
 
     def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks,
-                 weight_pass: bool | None = None) -> None:
+                 weight_pass: bool | None = None, bit_mask: bool = True) -> None:
+        self._bit_mask = bool(bit_mask)
         self._targets = {n: list(ps) for n, ps in targets.items()}
         self._masks = masks
         self._weight_pass_option = weight_pass
@@ -112,11 +115,12 @@ class MaskEnforcer(Callback):
         self._build()
 
     @classmethod
-    def for_model(cls, model: nn.Module, masks: Masks, weight_pass: bool | None = None) -> "MaskEnforcer":
+    def for_model(cls, model: nn.Module, masks: Masks, weight_pass: bool | None = None,
+                  bit_mask: bool = True) -> "MaskEnforcer":
         from pruners.masks import prunable_parameters
 
         params = prunable_parameters(model)
-        return cls({n: [params[n]] for n in masks}, masks, weight_pass=weight_pass)
+        return cls({n: [params[n]] for n in masks}, masks, weight_pass=weight_pass, bit_mask=bit_mask)
 
     def _build(self) -> None:
         self._params: list[nn.Parameter] = []
@@ -134,7 +138,7 @@ class MaskEnforcer(Callback):
                 self._fmasks.append(fm)
                 if not getattr(p, GRAD_ZERO_ATTR, False):
                     self._gmask_of[p] = fm
-                    if p.is_cpu:
+                    if p.is_cpu and self._bit_mask:
                         bits = native.pack_bits(m) if bits is None else bits
                         self._gbits[p] = bits
         if self._attached:

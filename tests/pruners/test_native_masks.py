@@ -70,3 +70,20 @@ def test_enforcer_masks_gradients_alike_with_and_without_the_kernel(monkeypatch,
     ref(x).pow(2).sum().backward()
     assert torch.equal(lin.weight.grad, ref.weight.grad * keep.float())
     assert native_used == (switch == "1" and native.mask_library() is not None)
+
+
+def test_bit_mask_option_gives_the_same_gradients_as_the_float_multiply():
+    g = torch.Generator().manual_seed(1)
+    keep = torch.rand(30, 40, generator=g) < 0.2
+    x = torch.randn(5, 40, generator=g)
+    grads = {}
+    for bit_mask in (True, False):
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(40, 30)
+        enforcer = MaskEnforcer({"weight": [lin.weight]}, Masks({"weight": keep}), bit_mask=bit_mask)
+        enforcer.attach(torch.optim.SGD(lin.parameters(), lr=0.1))
+        lin(x).pow(3).sum().backward()
+        grads[bit_mask] = lin.weight.grad
+    assert torch.equal(grads[True], grads[False])
+    assert torch.equal(torch.signbit(grads[True]), torch.signbit(grads[False]))
+    assert not grads[True][~keep].any()
