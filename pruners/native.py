@@ -33,6 +33,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 ENV_SWITCH = "SPARSEBENCH_NATIVE"
 ENV_CACHE = "SPARSEBENCH_KERNEL_CACHE"
 
@@ -179,8 +181,6 @@ class NativeLibrary:
 
 # ------------------------------------------------------------------------------------------------
 # the enforcer's kernel (pruners/csrc/masks.c)
-import torch  # noqa: E402  (the builder above needs no torch)
-
 MASK_SOURCE = Path(__file__).with_name("csrc") / "masks.c"
 
 
