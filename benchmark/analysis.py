@@ -75,11 +75,10 @@ def task_data(task: str) -> TaskData:
     Raises:
         ConfigError: unknown task, missing dataset, or a folder dataset (not held in memory).
     """
-    from benchmark.runner import load_task_data
-    from benchmark.tasks import get_task
+    from benchmark.tasks import cached_data, get_task
 
     t = get_task(task)
-    data = load_task_data(t)
+    data = cached_data(t.dataset, t.dataset_args)
     if not data.in_memory:
         raise ConfigError(f"task {task!r} uses a folder dataset; the graphon sweep and NTK need an in-memory "
                           "dataset such as fashion-mnist (e.g. --task fmnist-lenet300)")

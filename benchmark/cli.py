@@ -6,6 +6,7 @@ the fix, exit status 2, no traceback and nothing written.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -196,11 +197,10 @@ def _build_executor(args: argparse.Namespace, device: str):
 def _check_data(specs) -> None:
     """Load each task's dataset once before anything runs: a missing dataset is a ConfigError
     (one line saying how to get it), not a grid of failed runs."""
-    from benchmark.runner import load_task_data
-    from benchmark.tasks import get_task
+    from benchmark.tasks import cached_data
 
-    for task in sorted({s.task for s in specs}):
-        load_task_data(get_task(task))
+    for dataset, args in sorted({(s.dataset, json.dumps(dict(s.dataset_args), sort_keys=True)) for s in specs}):
+        cached_data(dataset, json.loads(args))
 
 
 def _check_device(name: str) -> str:
@@ -505,7 +505,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     allocations = args.allocation or ["global"]
     entries = [{"name": n, "allocation": allocations} for n in names]
     grid = _grid_with_plugins(args.grid, [args.target], extra_pruners=entries)
-    _check_versions(Path(args.out), names)
     device = _check_device(args.device)
     _check_data(grid.specs)
     ensure_writable(Path(args.out))
@@ -516,28 +515,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
           f"results in {args.out}")
     _print_ranking(Path(args.out), grid, names)
     return 0
-
-
-def _check_versions(out: Path, names: list[str]) -> None:
-    """Refuse to mix results of another version of a submitted pruner into one output folder (the
-    run id does not contain the plugin's version, so old runs would be skipped as done)."""
-    import json
-
-    from pruners.plugins import pruner_metadata
-
-    if not (out / "results.db").exists() and not (out / "runs").is_dir():
-        return
-    from benchmark.store import results
-
-    df = results(out)
-    for name in names:
-        want = pruner_metadata(name)["version"]
-        for extra in df.loc[df["pruner"] == name, "extra"]:
-            extra = json.loads(extra) if isinstance(extra, str) else (extra or {})
-            have = (extra.get("plugin") or {}).get("version") if isinstance(extra, dict) else None
-            if have is not None and have != want:
-                raise ConfigError(f"{out} holds results of pruner {name!r} version {have!r}, but the plugin is "
-                                  f"version {want!r}; submit to a new --out folder or rename the pruner")
 
 
 def _print_ranking(out: Path, grid, names: list[str]) -> None:

@@ -25,8 +25,9 @@ import platform
 import random
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -36,9 +37,10 @@ from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, a
                                  is_output_error, output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
-from benchmark.train import Diverged, build_optimizer, build_scheduler, evaluate, loss_function, train
-from pruners import ALLOCATIONS, PRUNERS, MaskEnforcer, Masks, PruneContext, TrainState
+from benchmark.train import build_optimizer, build_scheduler, loss_function
+from pruners import ALLOCATIONS, PRUNERS, Masks, PruneContext
 from pruners.registry import ConfigError, build_config
+from pruners.session import Diverged, Session, build_session, evaluate, fit
 from reparam import REPARAMS
 
 
@@ -85,18 +87,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_data(dataset: str, args_json: str):
-    from benchmark.tasks import load_data
-
-    return load_data(dataset, **json.loads(args_json))
-
-
-def load_task_data(task):
-    """Load (and cache per process) the task's dataset: grids run many specs on one dataset."""
-    return _cached_data(task.dataset, json.dumps(dict(task.dataset_args), sort_keys=True))
 
 
 class RunLog:
@@ -185,7 +175,9 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
             log(f"resume {spec.label()} on {device} from the checkpoint after epoch {resume['next_epoch']}")
         else:
             log(f"start {spec.label()} on {device}")
-        _train_run(spec, folder, torch.device(device), rec, log, resume, writes)
+        built = build(spec, torch.device(device), rec, log)
+        history = _fit(spec, built, folder, rec, log, resume, writes)
+        _finalise(spec, built, history, folder, rec, writes)
         rec["status"] = "ok"
         rec["reason"] = ""
     except Diverged as exc:
@@ -213,37 +205,31 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
     return rec
 
 
-def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log: RunLog,
-               resume: dict | None = None, writes: BackgroundWrites | None = None) -> None:
-    from benchmark.metrics import FlopsTracker, SignFlipTracker, forward_backward_seconds, inference_flops, layer_macs
-    from benchmark.tasks import build_model, get_task, make_loaders
-    from benchmark.tasks.base import Recipe
+@dataclass
+class Built:
+    """Everything :func:`build` makes from a spec: the session and what the record needs afterwards."""
 
-    writes = writes if writes is not None else BackgroundWrites()
-    task = get_task(spec.task)
-    recipe = build_config(Recipe, dict(spec.recipe), "recipe")
-    rec.update(dataset=task.dataset, model=task.model)
-    pruner = build_config(PRUNERS.get(spec.pruner), dict(spec.pruner_args), f"pruner {spec.pruner!r}")
-    allocation = build_config(ALLOCATIONS.get(spec.allocation), dict(spec.allocation_args),
-                              f"allocation {spec.allocation!r}")
-    reparam = build_config(REPARAMS.get(spec.reparam), dict(spec.reparam_args), f"reparam {spec.reparam!r}")
-    rec.update(pruner_family=pruner.family, learned_sparsity=bool(pruner.learned_sparsity))
+    data: Any
+    recipe: Any
+    pruner: Any
+    session: Session
+    train_loader: Any
+    test_loader: Any
+    loss_fn: Callable
+    classification: bool
+    macs: dict
+    flops: Any
+    flips: Any
 
-    data = load_task_data(task)
-    seed_everything(spec.seed)
-    model = build_model(task).to(device)
-    train_loader, test_loader = make_loaders(data, batch_size=recipe.batch_size,
-                                             eval_batch_size=recipe.eval_batch_size, seed=spec.seed,
-                                             device=device, max_train_batches=recipe.max_train_batches)
-    loss_fn = loss_function(recipe)
-    classification = data.info.task_type == "classification"
 
-    def prune_batches(n_samples: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``n_samples`` of a fixed seeded permutation of the training set."""
-        from benchmark.tasks import TensorLoader
+def _prune_batches(data: Any, train_loader: Any, seed: int, batch_size: int, device: torch.device):
+    """``batches(n)`` of the PruneContext: the first ``n`` samples of a fixed seeded permutation of the
+    training set (folder datasets: the training loader's batches of a fixed epoch)."""
+    from benchmark.tasks import TensorLoader
 
+    def batches(n_samples: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         x, y = data.train_x, data.train_y
-        if x is None:  # folder datasets: draw from the training loader of a fixed epoch
+        if x is None:
             out, got = [], 0
             for xb, yb in train_loader:
                 out.append((xb.to(device), yb.to(device)))
@@ -251,17 +237,39 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
                 if got >= n_samples:
                     break
             return out
-        g = torch.Generator().manual_seed(spec.seed + 7)
+        g = torch.Generator().manual_seed(seed + 7)
         idx = torch.randperm(len(y), generator=g)[: min(n_samples, len(y))]
-        loader = TensorLoader(x[idx].to(device), y[idx].to(device), batch_size=recipe.batch_size,
-                              shuffle=False, seed=spec.seed)
-        return list(loader)
+        return list(TensorLoader(x[idx].to(device), y[idx].to(device), batch_size=batch_size, shuffle=False,
+                                 seed=seed))
+    return batches
 
-    ctx = PruneContext(seed=spec.seed, batches=prune_batches, loss_fn=loss_fn, device=device,
-                       num_classes=data.info.num_outputs, input_shape=tuple(data.info.input_shape),
-                       prune_batch_size=recipe.batch_size)
 
-    # 1. masks at initialisation (timed, also in forward-backward units)
+def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
+    """spec → seed → task data and model → initial masks (timed) → the training session."""
+    from benchmark.metrics import FlopsTracker, SignFlipTracker, forward_backward_seconds, layer_macs
+    from benchmark.tasks import build_model, cached_data, make_loaders
+    from benchmark.tasks.base import Recipe
+
+    recipe = build_config(Recipe, dict(spec.recipe), "recipe")
+    pruner = build_config(PRUNERS.get(spec.pruner), dict(spec.pruner_args), f"pruner {spec.pruner!r}")
+    allocation = build_config(ALLOCATIONS.get(spec.allocation), dict(spec.allocation_args),
+                              f"allocation {spec.allocation!r}")
+    reparam = build_config(REPARAMS.get(spec.reparam), dict(spec.reparam_args), f"reparam {spec.reparam!r}")
+    rec.update(dataset=spec.dataset, model=spec.model, pruner_family=pruner.family,
+               learned_sparsity=bool(pruner.learned_sparsity))
+
+    data = cached_data(spec.dataset, spec.dataset_args)
+    seed_everything(spec.seed)
+    model = build_model(spec).to(device)
+    train_loader, test_loader = make_loaders(data, batch_size=recipe.batch_size,
+                                             eval_batch_size=recipe.eval_batch_size, seed=spec.seed,
+                                             device=device, max_train_batches=recipe.max_train_batches)
+    loss_fn = loss_function(recipe)
+    ctx = PruneContext(seed=spec.seed, batches=_prune_batches(data, train_loader, spec.seed, recipe.batch_size, device),
+                       loss_fn=loss_fn, device=device, num_classes=data.info.num_outputs,
+                       input_shape=tuple(data.info.input_shape), prune_batch_size=recipe.batch_size)
+
+    # masks at initialisation, timed (also in forward-backward units)
     t0 = time.perf_counter()
     masks = pruner.initial_masks(model, ctx, spec.sparsity, allocation)
     if device.type == "cuda":
@@ -274,31 +282,32 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     macs = layer_macs(model, xb)
     log(f"initial masks: density {masks.density():.6f} in {rec['mask_time_s']:.3f}s")
 
-    # 2. reparam, optimiser, callbacks
-    masks.apply_(model)
-    reparam.apply(model, masks)
-    enforcer = MaskEnforcer(reparam.mask_targets(model, masks), masks)
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], recipe)
-    optimizer = reparam.wrap_optimizer(optimizer)
     steps_per_epoch = len(train_loader)
-    epochs = pruner.total_epochs(recipe.epochs, spec.sparsity)
-    scheduler = build_scheduler(getattr(optimizer, "base_optimizer", optimizer), recipe, steps_per_epoch,
-                                cycle_epochs=pruner.lr_cycle_epochs(recipe.epochs, spec.sparsity))
     flops = FlopsTracker(macs)
     flips = SignFlipTracker(lambda: reparam.effective_weights(model))
-    callbacks = [enforcer, *reparam.callbacks(), *pruner.callbacks(spec.sparsity, allocation), flops, flips]
-    state = TrainState(model=model, optimizer=optimizer, masks=enforcer, ctx=ctx, epochs=epochs,
-                       steps_per_epoch=steps_per_epoch, scheduler=scheduler, reparam=reparam)
+    session = build_session(
+        model, masks, lambda params: build_optimizer(params, recipe), reparam=reparam, pruner=pruner,
+        allocation=allocation, sparsity=spec.sparsity, callbacks=[flops, flips], ctx=ctx,
+        scheduler=lambda opt: build_scheduler(opt, recipe, steps_per_epoch,
+                                              cycle_epochs=pruner.lr_cycle_epochs(recipe.epochs, spec.sparsity)),
+        epochs=pruner.total_epochs(recipe.epochs, spec.sparsity), steps_per_epoch=steps_per_epoch)
+    return Built(data=data, recipe=recipe, pruner=pruner, session=session, train_loader=train_loader,
+                 test_loader=test_loader, loss_fn=loss_fn, classification=data.info.task_type == "classification",
+                 macs=macs, flops=flops, flips=flips)
 
+
+def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: dict | None,
+         writes: BackgroundWrites) -> list[dict[str, Any]]:
+    """Train the session, appending each evaluated epoch to metrics.jsonl and checkpointing every
+    $SPARSEBENCH_CHECKPOINT_EVERY seconds; a resume restores the checkpoint first.  Returns the history."""
+    state, callbacks = b.session.state, b.session.callbacks
     metrics_path = folder / "metrics.jsonl"
     done: list[dict[str, Any]] = []       # metrics of epochs finished before a resume
-    trained_before = 0.0
-    start_epoch = 0
+    trained_before, start_epoch = 0.0, 0
     if resume is not None:
         # replay the fresh start (on_start derives each callback's configuration), then overwrite
         # every piece of mutable state with the checkpoint's
-        for cb in callbacks:
-            cb.on_start(state)
+        b.session.start()
         restore(resume, state, callbacks)
         done, trained_before, start_epoch = list(resume["history"]), resume["train_time_s"], resume["next_epoch"]
         # lines written after the checkpoint are dropped, so none is duplicated
@@ -306,36 +315,39 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     else:
         metrics_path.unlink(missing_ok=True)
     t_train = time.perf_counter()
-
     last_checkpoint = [time.perf_counter()]
 
     def on_epoch(m: dict[str, Any]) -> None:
         with open(metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(m, sort_keys=True) + "\n")
-        log(f"epoch {m['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items()
-                                               if isinstance(v, float)))
+        log(f"epoch {m['epoch']}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float)))
         done.append(m)
         # the last epoch ends in result.json instead; short runs are not worth a checkpoint per epoch
-        # (SPARSEBENCH_CHECKPOINT_EVERY seconds between checkpoints, default 10; 0 = every epoch)
         if m["epoch"] < state.epochs and time.perf_counter() - last_checkpoint[0] >= checkpoint_every():
             writes.wait()  # spec.json, which a resume checks the checkpoint against, is on disk first
             save_checkpoint(folder, spec.run_id, spec.to_dict(), state, callbacks, done,
                             trained_before + time.perf_counter() - t_train)
             last_checkpoint[0] = time.perf_counter()
 
-    train(state, train_loader, test_loader, callbacks, loss_fn, classification, on_epoch,
-          start_epoch=start_epoch, eval_every=recipe.eval_every)
-    history = done
+    fit(b.session, b.train_loader, b.loss_fn, test_batches=b.test_loader, classification=b.classification,
+        on_epoch=on_epoch, start_epoch=start_epoch, eval_every=b.recipe.eval_every)
     rec["train_time_s"] = trained_before + time.perf_counter() - t_train
-    kernels = reparam.kernel_path()   # e.g. HAM's fused native pass or its eager twin
-    if kernels is not None:
-        rec["versions"] = {**rec["versions"], "native_kernels": kernels}
     if metrics_path.exists():
         writes.sync(metrics_path)  # appended line by line; durable before result.json too
+    return done
 
-    # 3. merge, final masks, record
-    reparam.merge(model)
-    final = enforcer.masks
+
+def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Path, rec: dict,
+              writes: BackgroundWrites) -> None:
+    """Merge the reparam, write masks / artefacts / model, and fill the record's final measurements."""
+    from benchmark.metrics import inference_flops
+    from pruners.connectivity import connectivity  # effective sparsity (Vysogorets & Kempe 2023)
+    from pruners.plugins import plugin_extra  # a plugin pruner's name, version, author, URL (docs/plugins.md)
+
+    session, pruner = b.session, b.pruner
+    model = session.model
+    session.reparam.merge(model)
+    final = session.masks
     if pruner.learned_sparsity:
         final = final.intersection(Masks.from_model_nonzero(model))
     # written by the writer thread while the final measurements below run (Masks are immutable)
@@ -351,27 +363,23 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     last = dict(history[-1])
     # Final metrics are those of the saved model: a schedule may change the network after the last
     # epoch's evaluation (e.g. a one-shot prune in on_end, STR / CS folding), so evaluate once more.
-    last.update(evaluate(model, test_loader, loss_fn, classification))
+    last.update(evaluate(model, b.test_loader, b.loss_fn, b.classification))
     rec.update(
         achieved_sparsity=final.sparsity(), layer_density=final.layer_density(),
         collapsed_layers=final.collapsed_layers(), collapse=bool(final.collapsed_layers()),
         final_test_loss=last["test_loss"], final_train_loss=last["train_loss"],
         final_top1=last.get("test_top1"),
-        best_top1=max((h["test_top1"] for h in history), default=None) if classification else None,
-        flops_dense=flops.dense, flops_sparse=inference_flops(macs, final),
-        train_flops_rel=flops.train_flops_rel(state.extra_train_flops),
+        best_top1=max((h["test_top1"] for h in history), default=None) if b.classification else None,
+        flops_dense=b.flops.dense, flops_sparse=inference_flops(b.macs, final),
+        train_flops_rel=b.flops.train_flops_rel(session.state.extra_train_flops),
     )
     rec["inference_flops_rel"] = rec["flops_sparse"] / rec["flops_dense"] if rec["flops_dense"] else None
-    flips_layer = flips.counts(final)
+    flips_layer = b.flips.counts(final)
     rec.update(sign_flips=sum(flips_layer.values()), sign_flips_layer=flips_layer)
-    from pruners.connectivity import connectivity  # effective sparsity (Vysogorets & Kempe 2023)
-
-    conn = connectivity(model, final, input_shape=ctx.input_shape)
+    conn = connectivity(model, final, input_shape=session.state.ctx.input_shape)
     rec.update(effective_sparsity=conn["effective_sparsity"], dead_neurons=conn["dead_neurons"],
                disconnected=bool(conn["disconnected"]))
     extra = getattr(pruner, "extra_results", None)
-    from pruners.plugins import plugin_extra  # a plugin pruner's name, version, author, URL (docs/plugins.md)
-
     rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner),
                     "connectivity": {k: conn[k] for k in ("effective_layer_density", "dead_neurons_layer",
                                                           "collapsed_layers")}}
@@ -379,8 +387,8 @@ def _train_run(spec: RunSpec, folder: Path, device: torch.device, rec: dict, log
     if spec.analysis.get("sparse_latency"):  # measured CSR vs dense inference on one test batch (CPU)
         from benchmark.sparse_export import sparse_speedup
 
-        rec["sparse_speedup"] = sparse_speedup(model, final, next(iter(test_loader))[0])["speedup"]
+        rec["sparse_speedup"] = sparse_speedup(model, final, next(iter(b.test_loader))[0])["speedup"]
     if spec.analysis.get("graphon"):  # per-layer graphon statistics + NTK metrics on a fixed batch (MLPs)
         from benchmark.analysis import run_graphon_summary
 
-        rec["graphon"] = run_graphon_summary(final, data)
+        rec["graphon"] = run_graphon_summary(final, b.data)

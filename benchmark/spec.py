@@ -1,10 +1,17 @@
 """RunSpec: everything that determines a run, and its identity (DESIGN.md, "RunSpec").
 
-A run is a pure function of its spec.  :func:`make_spec` validates user input and resolves every
-default (the task's full recipe, every pruner / allocation / reparam hyperparameter), so the
-canonical JSON of a spec — sorted keys, defaults included, library versions excluded — names the run
-completely.  Its SHA-256 (first 16 hex digits) is the run id: the same spec gives the same id, and a
-run whose result exists is skipped (OpenLTH's idea).
+A run is a pure function of its spec.  :func:`make_spec` validates user input and resolves the task
+into the spec — its dataset and ``dataset_args``, model and ``model_args`` and full recipe — together
+with every pruner / allocation / reparam hyperparameter and the ``version`` of each of those classes
+(a plugin's version included).  ``spec.json`` records all of it (:meth:`RunSpec.to_dict`).
+
+The run id is the SHA-256 (first 16 hex digits) of the *hashed* JSON (:meth:`RunSpec.hashed_dict`):
+sorted keys, library versions excluded and, as in OpenLTH, every hyperparameter or recipe field at its
+class default left out.  So adding a hyperparameter with a default keeps every stored id valid, while
+changing a default must bump that class's ``version`` (which is hashed).  The same spec gives the same
+id, and a run whose result exists is skipped (OpenLTH's idea).  Specs of the first format
+(``spec_version`` 1: the task by name only) are recognised and rewritten by ``sparsebench store
+migrate`` (docs/results-schema.md).
 """
 from __future__ import annotations
 
@@ -19,11 +26,31 @@ from pruners import ALLOCATIONS, PRUNERS
 from pruners.registry import ConfigError, build_config, config_dict, did_you_mean
 from reparam import REPARAMS
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 ANALYSIS_DEFAULTS: dict[str, Any] = {"graphon": False, "sparse_latency": False}
-# Keys added after runs were recorded: left out of the spec while at their default, so earlier run ids
-# stay valid (sparse_latency only measures the final model; it changes no mask or metric).
-ANALYSIS_OMIT_AT_DEFAULT = frozenset({"sparse_latency"})
+
+
+class OldSpecFormat(ConfigError):
+    """A stored spec of an earlier format (``sparsebench store migrate`` rewrites it)."""
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """The JSON-friendly default of every init field of dataclass ``cls`` that has one."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            out[f.name] = f.default_factory()  # type: ignore[misc]
+    return json.loads(json.dumps(out, default=list))
+
+
+def non_default(args: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    """``args`` without the entries equal to ``cls``'s field defaults (OpenLTH's hashing rule)."""
+    defaults = field_defaults(cls)
+    return {k: v for k, v in args.items() if k not in defaults or defaults[k] != v or type(defaults[k]) is not type(v)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,19 +63,37 @@ class RunSpec:
     seed: int
     allocation: str
     reparam: str
+    dataset: str
+    model: str
+    dataset_args: Mapping[str, Any] = field(default_factory=dict)
+    model_args: Mapping[str, Any] = field(default_factory=dict)
     pruner_args: Mapping[str, Any] = field(default_factory=dict)
     allocation_args: Mapping[str, Any] = field(default_factory=dict)
     reparam_args: Mapping[str, Any] = field(default_factory=dict)
     recipe: Mapping[str, Any] = field(default_factory=dict)
     analysis: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, as recorded in spec.json."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["spec_version"] = SPEC_VERSION
         return json.loads(json.dumps(d))
 
+    def hashed_dict(self) -> dict[str, Any]:
+        """What the run id hashes: :meth:`to_dict` without the fields at their class defaults."""
+        from benchmark.tasks.base import Recipe
+
+        d = self.to_dict()
+        d["pruner_args"] = non_default(d["pruner_args"], PRUNERS.get(self.pruner))
+        d["allocation_args"] = non_default(d["allocation_args"], ALLOCATIONS.get(self.allocation))
+        d["reparam_args"] = non_default(d["reparam_args"], REPARAMS.get(self.reparam))
+        d["recipe"] = non_default(d["recipe"], Recipe)
+        d["analysis"] = {k: v for k, v in d["analysis"].items() if ANALYSIS_DEFAULTS.get(k) != v}
+        return {k: v for k, v in d.items() if v != {}}
+
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return json.dumps(self.hashed_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     @property
     def run_id(self) -> str:
@@ -71,12 +116,30 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunSpec":
-        """Re-validate a stored spec (spec.json); unknown versions are refused."""
+        """Re-validate a stored spec (spec.json).  The stored task fields (dataset, model, their args) are
+        kept as recorded; a spec of format 1 is :class:`OldSpecFormat`, an unknown format a ConfigError;
+        a class version that differs from the installed one is a ConfigError too (that run is another
+        run now)."""
         d = dict(d)
         version = d.pop("spec_version", SPEC_VERSION)
+        if version == 1:
+            raise OldSpecFormat("spec of format 1 (written before the task was part of the run id); run "
+                                "'sparsebench store migrate OUT' to rewrite it")
         if version != SPEC_VERSION:
             raise ConfigError(f"spec version {version} is not supported by this sparsebench (expects "
                               f"{SPEC_VERSION}); re-run the grid with this version")
+        stored = d.pop("versions", None)
+        spec = make_spec(**d)
+        if stored is not None and dict(stored) != dict(spec.versions):
+            raise ConfigError(f"spec was recorded with versions {dict(stored)}, the installed classes are "
+                              f"{dict(spec.versions)}; re-run the grid to get results of this version")
+        return spec
+
+    @classmethod
+    def from_old_dict(cls, d: Mapping[str, Any]) -> "RunSpec":
+        """The spec of a format-1 spec.json (task by name only): its task resolved from the catalogue as
+        it is now, and today's class versions (``sparsebench store migrate``)."""
+        d = {k: v for k, v in d.items() if k != "spec_version"}
         return make_spec(**d)
 
 
@@ -86,18 +149,30 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
               allocation_args: Mapping[str, Any] | None = None,
               reparam_args: Mapping[str, Any] | None = None,
               recipe: Mapping[str, Any] | None = None,
-              analysis: Mapping[str, Any] | None = None) -> RunSpec:
-    """Validate user input and return the resolved :class:`RunSpec` (ConfigError on bad input)."""
-    from benchmark.tasks import get_task
+              analysis: Mapping[str, Any] | None = None,
+              dataset: str | None = None, dataset_args: Mapping[str, Any] | None = None,
+              model: str | None = None, model_args: Mapping[str, Any] | None = None) -> RunSpec:
+    """Validate user input and return the resolved :class:`RunSpec` (ConfigError on bad input).
+
+    ``dataset`` / ``model`` and their args default to the task's; given, they replace them (a stored
+    spec keeps what it was run with)."""
+    from benchmark.tasks import DATASETS, MODELS, get_task
+    from benchmark.tasks.base import Recipe
+    from pruners.plugins import pruner_metadata
 
     t = get_task(task)
+    dataset = t.dataset if dataset is None else dataset
+    model = t.model if model is None else model
+    DATASETS.get(dataset), MODELS.get(model)   # unknown names: ConfigError with a did-you-mean
+    dataset_args = dict(t.dataset_args if dataset_args is None else dataset_args)
+    model_args = dict(t.model_args if model_args is None else model_args)
     pruner_cls = PRUNERS.get(pruner)
     pruner_obj = build_config(pruner_cls, dict(pruner_args or {}), f"pruner {pruner!r}")
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or math.isnan(sparsity) \
             or not 0.0 <= sparsity < 1.0:
         raise ConfigError(f"sparsity {sparsity!r} is outside [0, 1); use a fraction such as 0.9 for 90 %")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed {seed!r} must be a non-negative integer")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed {seed!r} must be an integer in [0, 2**63), e.g. 0")
     if not pruner_cls.uses_sparsity:
         if sparsity != 0.0:
             raise ConfigError(f"pruner {pruner!r} does not prune; give it sparsity 0 (grids do this "
@@ -125,10 +200,12 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
                               f"valid: {', '.join(ANALYSIS_DEFAULTS)}")
         from pruners.registry import coerce_value
         an[key] = coerce_value(f"analysis {key}", value, ANALYSIS_DEFAULTS[key])
-    an = {k: v for k, v in an.items() if not (k in ANALYSIS_OMIT_AT_DEFAULT and v == ANALYSIS_DEFAULTS[k])}
+    versions = {"pruner": pruner_metadata(pruner)["version"], "allocation": str(ALLOCATIONS.get(allocation).version),
+                "reparam": str(REPARAMS.get(reparam).version), "recipe": Recipe.version}
     return RunSpec(
         task=t.name, pruner=pruner, sparsity=float(sparsity), seed=int(seed),
-        allocation=allocation, reparam=reparam,
+        allocation=allocation, reparam=reparam, dataset=dataset, model=model,
+        dataset_args=json.loads(json.dumps(dataset_args)), model_args=json.loads(json.dumps(model_args)),
         pruner_args=config_dict(pruner_obj), allocation_args=config_dict(alloc_obj),
-        reparam_args=config_dict(reparam_obj), recipe=config_dict(full_recipe), analysis=an,
+        reparam_args=config_dict(reparam_obj), recipe=config_dict(full_recipe), analysis=an, versions=versions,
     )

@@ -197,6 +197,8 @@ class Allocation:
 
     dense_first: bool = False
     dense_last: bool = False
+    #: Part of the run id: bump it when a change (a new default, a fix) changes the masks it gives.
+    version: ClassVar[str] = "1"
 
     def validate(self) -> None:
         pass

@@ -34,17 +34,14 @@ Checks (each row of the table; ``warn`` and ``skip`` do not fail a pruner):
 ``gpu``              the masks (and training) also work on CUDA when a GPU is present, else ``skip``
 ===================  ============================================================================
 
-The short training run (:func:`train_with_callbacks`) mirrors ``benchmark.train``'s order of events
-(on_start; per epoch on_epoch_start, per step zero_grad → forward → backward → before_step → step →
-after_step, on_epoch_end; on_end) with a :class:`~pruners.enforce.MaskEnforcer` first in the callback
-list, SGD (lr 0.05, momentum 0.9), no learning-rate schedule and no reparam.  It lives here because
-``pruners`` must not import ``benchmark``; end-to-end runs on real tasks are what ``sparsebench submit``
-does next.  The kit trains ``pruner.total_epochs(train_epochs, sparsity)`` epochs of
+The short training run (:func:`train_with_callbacks`) is the suite's own session and loop
+(:func:`pruners.session.build_session`, :func:`pruners.session.fit`: the enforcer first in the callback
+list) with SGD (lr 0.05, momentum 0.9), no learning-rate schedule and no reparam; end-to-end runs on
+real tasks are what ``sparsebench submit`` does next.  The kit trains ``pruner.total_epochs(train_epochs, sparsity)`` epochs of
 ``steps_per_epoch`` steps, so IMP-style pruners run all their rounds.
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 import traceback
@@ -58,8 +55,8 @@ from torch import nn
 
 from pruners.allocation import ALLOCATIONS, Allocation
 from pruners.base import PRUNERS, Pruner, checked_scores
-from pruners.enforce import MaskEnforcer
-from pruners.hooks import Callback, PruneContext, TrainState, run_step
+from pruners.hooks import Callback, PruneContext
+from pruners.session import Diverged, build_session, fit
 from pruners.masks import Masks, prunable_parameters
 from pruners.registry import ConfigError, build_config
 
@@ -175,45 +172,39 @@ class KitFailure(Exception):
         self.check = check
 
 
+class KitBatches:
+    """``steps_per_epoch`` batches of ``ctx``'s data per epoch, in an order drawn from (seed, epoch)."""
+
+    def __init__(self, ctx: PruneContext, steps_per_epoch: int) -> None:
+        self.data, self.seed, self.steps = ctx.batches(10**9), ctx.seed, steps_per_epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(self.seed * 7919 + self.epoch))
+        return (self.data[int(order[i % len(self.data)])] for i in range(self.steps))
+
+
 def train_with_callbacks(model: nn.Module, masks: Masks, callbacks: list[Callback], ctx: PruneContext,
-                         epochs: int, steps_per_epoch: int, lr: float = 0.05) -> tuple[MaskEnforcer, list[float]]:
-    """Train ``model`` on ``ctx``'s data with the callbacks, in ``benchmark.train``'s order of events.
+                         epochs: int, steps_per_epoch: int, lr: float = 0.05) -> tuple[Masks, list[float]]:
+    """Train ``model`` on ``ctx``'s data with the callbacks through the suite's session and loop
+    (:func:`pruners.session.build_session`, :func:`pruners.session.fit`).
 
-    Returns the mask enforcer (its ``masks`` are the final masks) and the per-step losses.
-    Raises KitFailure('training', ...) on a non-finite loss.
+    Returns the final masks and the per-epoch train losses.  Raises KitFailure('training', ...) on a
+    non-finite loss.
     """
-    masks.apply_(model)
-    enforcer = MaskEnforcer.for_model(model, masks)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
-    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=ctx, epochs=epochs,
-                       steps_per_epoch=steps_per_epoch)
-    data = ctx.batches(10**9)
-    cbs = [enforcer, *callbacks]
-    losses: list[float] = []
-    for cb in cbs:
-        cb.on_start(state)
-
-    def check(loss: torch.Tensor) -> None:
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise KitFailure("training", f"the loss became {value} at step {state.step}")
-        losses.append(value)
-
-    for epoch in range(epochs):
-        state.epoch = epoch
-        model.train()
-        for cb in cbs:
-            cb.on_epoch_start(state)
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(ctx.seed * 7919 + epoch))
-        for i in range(steps_per_epoch):
-            x, y = data[int(order[i % len(data)])]
-            run_step(state, cbs, x, y, ctx.loss_fn, check)
-        state.metrics = {}
-        for cb in cbs:
-            cb.on_epoch_end(state)
-    for cb in cbs:
-        cb.on_end(state)
-    return enforcer, losses
+    session = build_session(model, masks, lambda ps: torch.optim.SGD(ps, lr=lr, momentum=0.9),
+                            callbacks=callbacks, ctx=ctx, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    try:
+        history = fit(session, KitBatches(ctx, steps_per_epoch), ctx.loss_fn)
+    except Diverged as exc:
+        raise KitFailure("training", f"the loss became {exc.loss} at step {exc.step}") from None
+    return session.masks, [h["train_loss"] for h in history]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -429,9 +420,8 @@ def prune_once(cls: type[Pruner], args: dict, label: str, model_name: str, alloc
     trained = bool(callbacks) or bool(cls.learned_sparsity)
     if trained:
         epochs = _stage("training", lambda: int(pruner.total_epochs(cfg.train_epochs, cfg.sparsity)))
-        enforcer, losses = _stage("training", lambda: train_with_callbacks(
+        final, losses = _stage("training", lambda: train_with_callbacks(
             model, masks, callbacks or [], ctx, epochs, cfg.steps_per_epoch))
-        final = enforcer.masks
         final = _check_masks(final, model)
         if cls.learned_sparsity:
             final = final.intersection(Masks.from_model_nonzero(model))

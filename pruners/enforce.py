@@ -5,9 +5,7 @@ gradients by the mask (so momentum buffers and Adam moments of pruned entries st
 step it multiplies the masked weights by the mask where the step could have revived them (decoupled
 weight decay of an unknown optimiser, a plug-in's update; see below for when that pass is skipped).
 The multiplies use pre-built float masks in each parameter's dtype and device — no per-forward
-recomputation and no parametrisation on the hot path.  On the CPU the gradient multiply reads the mask
-as packed bits instead (:func:`pruners.native.mask_grad`, one native pass; bit-identical to the float
-multiply, NaN and −0 included): the pass is memory-bound and the float mask was a third of its traffic.
+recomputation and no parametrisation on the hot path.
 
 Gradient masking is skipped for parameters marked with :func:`mark_grad_zero_where_masked`: the
 factors m, w of θ = m ⊙ w (Sign-In, PILoT, spred) are both zero at every pruned entry, so the backward's
@@ -44,7 +42,6 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from pruners import native
 from pruners.hooks import Callback, TrainState
 from pruners.masks import Masks
 
@@ -88,7 +85,7 @@ class MaskEnforcer(Callback):
     """Apply ``masks`` to the tensors that carry each masked weight.
 
     Its ``before_step`` masks only gradients of parameters not marked with
-    :func:`mark_grad_zero_where_masked`, never the factors of θ = m ⊙ w (``needs_factor_gradients``).
+    :func:`mark_grad_zero_where_masked` (the factors of θ = m ⊙ w are zero there already).
 
     Args:
         targets: for every mask name, the parameters that must be masked.  Without a reparam that is
@@ -97,15 +94,10 @@ class MaskEnforcer(Callback):
         weight_pass: multiply the weights by the masks after every step: ``True`` always, ``False``
             never (the caller vouches that the step keeps zeros), ``None`` (default) decided by
             :meth:`attach` — skipped for a :func:`preserves_zeros` optimiser.
-        bit_mask: mask CPU gradients with the native pass that reads the mask as packed bits (default;
-            bit-identical); ``False``: torch's multiply by the float mask (for comparison).
     """
 
-    needs_factor_gradients = False   # see the class docstring
-
     def __init__(self, targets: Mapping[str, Sequence[nn.Parameter]], masks: Masks,
-                 weight_pass: bool | None = None, bit_mask: bool = True) -> None:
-        self._bit_mask = bool(bit_mask)
+                 weight_pass: bool | None = None) -> None:
         self._targets = {n: list(ps) for n, ps in targets.items()}
         self._masks = masks
         self._weight_pass_option = weight_pass
@@ -115,32 +107,26 @@ class MaskEnforcer(Callback):
         self._build()
 
     @classmethod
-    def for_model(cls, model: nn.Module, masks: Masks, weight_pass: bool | None = None,
-                  bit_mask: bool = True) -> "MaskEnforcer":
+    def for_model(cls, model: nn.Module, masks: Masks, weight_pass: bool | None = None) -> "MaskEnforcer":
         from pruners.masks import prunable_parameters
 
         params = prunable_parameters(model)
-        return cls({n: [params[n]] for n in masks}, masks, weight_pass=weight_pass, bit_mask=bit_mask)
+        return cls({n: [params[n]] for n in masks}, masks, weight_pass=weight_pass)
 
     def _build(self) -> None:
         self._params: list[nn.Parameter] = []
         self._fmasks: list[torch.Tensor] = []
         self._gmask_of: dict[nn.Parameter, torch.Tensor] = {}   # the targets whose gradients must be masked
-        self._gbits: dict[nn.Parameter, torch.Tensor] = {}      # their masks as packed bits (CPU)
         for name, params in self._targets.items():
             m = self._masks[name]
             if bool(m.all()):
                 continue  # nothing pruned in this layer: no work on the hot path
-            bits = None
             for p in params:
                 fm = m.to(device=p.device, dtype=p.dtype)
                 self._params.append(p)
                 self._fmasks.append(fm)
                 if not getattr(p, GRAD_ZERO_ATTR, False):
                     self._gmask_of[p] = fm
-                    if p.is_cpu and self._bit_mask:
-                        bits = native.pack_bits(m) if bits is None else bits
-                        self._gbits[p] = bits
         if self._attached:
             self._sync_hooks()
 
@@ -193,9 +179,7 @@ class MaskEnforcer(Callback):
     def _mask_grad_hook(self, p: torch.Tensor) -> None:
         m = self._gmask_of.get(p)
         if m is not None and p.grad is not None:
-            bits = self._gbits.get(p)   # the native multiply reads the mask as bits: 1/32 of the traffic
-            if bits is None or not native.mask_grad(p.grad, bits):
-                p.grad.mul_(m)
+            p.grad.mul_(m)
 
     def step_done(self) -> None:
         """After the optimiser step: the weight pass, where it is needed (see :meth:`attach`)."""

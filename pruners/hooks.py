@@ -1,6 +1,6 @@
 """Training-time hooks shared by pruner schedules, reparams and the training loop.
 
-The training loop (``benchmark.train``) owns a :class:`TrainState` and calls every
+The training loop (:func:`pruners.session.fit`) owns a :class:`TrainState` and calls every
 :class:`Callback` at fixed points of each step.  Dense-to-sparse schedules (GMP, RigL, AC/DC, …),
 reparams (Sign-In's periodic reset, PILoT's α schedule) and metric loggers are all callbacks, so
 the loop itself never needs to know which method is running.
@@ -12,8 +12,7 @@ Order inside one optimisation step::
     optimizer.step(); scheduler.step()
     for cb in callbacks: cb.after_step(state)       # e.g. re-zero pruned weights, update masks
 
-:func:`run_step` is that step, shared by the training loop (``benchmark.train.train_step``), the GPU
-check and the plug-in conformance kit, so none of them keeps its own copy.
+:func:`run_step` is that step; :func:`pruners.session.fit` is the one loop that calls it.
 """
 from __future__ import annotations
 
@@ -78,6 +77,7 @@ class TrainState:
     metrics: dict[str, Any] = field(default_factory=dict)
     extra_train_flops: float = 0.0   # additional training cost in dense-forward units (e.g. RigL's dense grads)
     reparam: Any = None
+    stop: bool = False               # a callback sets it to end training early (pruners.session.fit)
 
     @property
     def total_steps(self) -> int:
@@ -94,13 +94,6 @@ class TrainState:
 
 class Callback:
     """Base class: override the events you need; every method is a no-op by default."""
-
-    #: Whether :meth:`before_step` reads or changes the ``.grad`` of the factors m, w of a factorised
-    #: weight θ = m ⊙ w (Sign-In, PILoT, spred), or changes m or w.  Assumed unless a callback says
-    #: ``False``.  When no callback of a step overrides ``before_step`` or all that do say ``False``, the
-    #: fused factor step computes those gradients inside the optimiser step instead of after the
-    #: backward, and leaves the factors' ``.grad`` empty (reparam/factor_step.py; issue 10).
-    needs_factor_gradients: bool = True
 
     def on_start(self, state: TrainState) -> None: ...
 
@@ -139,9 +132,6 @@ def run_step(state: "TrainState", callbacks: Sequence["Callback"], x: torch.Tens
         loss = loss_fn(model(x), y)
     if check is not None:
         check(loss)
-    before_backward = getattr(opt, "before_backward", None)   # the fused factor step (reparam/factor_step.py)
-    if before_backward is not None:
-        before_backward(callbacks)
     loss.backward()
     state.loss = loss.detach()
     for cb in callbacks:

@@ -35,6 +35,8 @@ class Reparam:
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: Part of the run id: bump it when a change (a new default, a fix) changes what the reparam computes.
+    version: ClassVar[str] = "1"
 
     def validate(self) -> None:
         """Check hyperparameter ranges; raise ConfigError with a one-line fix."""
@@ -60,12 +62,6 @@ class Reparam:
 
     def callbacks(self) -> list[Callback]:
         return []
-
-    def kernel_path(self) -> str | None:
-        """Which compute path the reparam's steps took, for reparams with a native kernel and an eager
-        twin (recorded in ``result.json`` as ``versions.native_kernels``); ``None`` when there is no
-        choice or no step ran."""
-        return None
 
     def merge(self, model: nn.Module) -> None:
         """Fold back to plain weights θ (identity: nothing)."""

@@ -28,14 +28,12 @@ from typing import ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.nn.modules import module as _module_mod
 from torch.nn.utils import parametrize
 
 from pruners.enforce import mark_grad_zero_where_masked
 from pruners.hooks import Callback, TrainState
 from pruners.masks import Masks, PRUNABLE_MODULES, prunable_parameters
 from pruners.registry import ConfigError
-from reparam import factor_step, native
 from reparam.base import Reparam
 
 
@@ -67,63 +65,6 @@ class Factorized(nn.Module):
     def right_inverse(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m, w = balanced_split(theta, self.gamma)
         return m.contiguous(), w.contiguous()
-
-
-#: The private torch state the fast getter reads (parametrize's cache flag, the global module hooks).  A
-#: torch release without one of them gets parametrize's own getter: slower, never wrong.
-_FAST_GETTER_OK = hasattr(parametrize, "_cache_enabled") and all(
-    hasattr(_module_mod, n) for n in ("_global_forward_hooks", "_global_forward_pre_hooks",
-                                      "_global_backward_hooks", "_global_backward_pre_hooks"))
-
-
-def _install_fast_weight(module: nn.Module, tensor_name: str = "weight") -> None:
-    """Replace the ``weight`` property that :mod:`torch.nn.utils.parametrize` injected into the
-    module's (per-module) parametrised class by one that computes ``torch.mul(m, w)`` directly.
-
-    Why (issue 10): parametrize's getter goes through ``ModuleDict``/``ModuleList`` lookups, two
-    ``Module.__call__`` dispatches and a ``hasattr`` probe that raises ``AttributeError``; measured in
-    the LeNet-300-100 training step that is ≈ 40 µs per layer per forward, about 5 % of the Sign-In
-    step.  The product is the same ``aten::mul`` of the same tensors as ``Factorized.forward``, so θ
-    and its autograd graph (``MulBackward0``) are bit-identical.
-
-    Everything else stays parametrize's: registration, ``state_dict`` keys, ``right_inverse`` on
-    assignment, ``remove_parametrizations`` (which restores the original class and with it drops
-    this property).  The fast path is taken only in the plain case; the original getter runs when
-    parametrize's cache is enabled (``parametrize.cached()``), when another parametrisation was
-    stacked on the same tensor, when the first one is not a plain :class:`Factorized`, or when
-    ``Module.__call__`` of the parametrisation modules would run hooks (their own or global ones) or
-    trace.
-    """
-    if not _FAST_GETTER_OK:
-        return
-    cls = type(module)
-    slow = cls.__dict__.get(tensor_name)
-    if not isinstance(slow, property) or slow.fget is None:
-        return   # not the layout parametrize creates: leave its property alone
-    get_slow = slow.fget
-
-    def get_fast(self: nn.Module) -> torch.Tensor:
-        plist = self._modules["parametrizations"]._modules[tensor_name]
-        mods = plist._modules
-        if (parametrize._cache_enabled or len(mods) != 1 or _hooked(plist)
-                or type(first := mods["0"]) is not Factorized or _hooked(first)):
-            return get_slow(self)
-        cache = factor_step.cache_of(plist)
-        if cache is not None:   # the fused SGD path keeps θ as a leaf (reparam/factor_step.py)
-            return cache.get()
-        params = plist._parameters
-        return torch.mul(params["original0"], params["original1"])
-
-    setattr(cls, tensor_name, property(get_fast, slow.fset, slow.fdel, slow.__doc__))
-
-
-def _hooked(module: nn.Module) -> bool:
-    """Whether ``module(...)`` would leave ``Module.__call__``'s no-hook fast path (the same test as
-    ``Module._call_impl``: any forward / backward (pre-)hook of its own or a global one, or tracing)."""
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-                or module._backward_pre_hooks or _module_mod._global_forward_hooks
-                or _module_mod._global_forward_pre_hooks or _module_mod._global_backward_hooks
-                or _module_mod._global_backward_pre_hooks or torch._C._get_tracing_state())
 
 
 def _module_of(model: nn.Module, name: str) -> nn.Module:
@@ -204,8 +145,6 @@ class RegrowSplit(Callback):
     object changed, so it costs nothing on steps without mask changes.
     """
 
-    needs_factor_gradients = False   # it passes deferred gradients on before it changes m (see _check)
-
     def __init__(self, reparam: "FactorizedReparam") -> None:
         self.reparam = reparam
         self._seen: object = None
@@ -226,9 +165,7 @@ class RegrowSplit(Callback):
                 if keep is None:
                     continue
                 dead = keep.to(m.device) & (m == 0) & (w == 0)
-                if bool(dead.any()):
-                    self.reparam.materialize_gradients()   # ∇w = ∇θ ⊙ m with the m of the forward
-                    m.masked_fill_(dead, gamma ** 0.5)
+                m.masked_fill_(dead, gamma ** 0.5)
 
     def before_step(self, state: TrainState) -> None:
         self._check(state)
@@ -245,16 +182,9 @@ class FactorizedReparam(Reparam):
     """
 
     split_gamma: ClassVar[float] = 1.0
-    #: ``"auto"``: under torch's SGD the factors take the fused native step (reparam/factor_step.py) where
-    #: it applies; ``"eager"``: always the plain parametrisation.  Not a config field: the compute path
-    #: must not change a run's identity (as HAM's kernel).
-    kernel: ClassVar[str] = "auto"
 
     def __post_init__(self) -> None:
         self._pairs: dict[str, tuple[nn.Parameter, nn.Parameter]] = {}
-        self._model: nn.Module | None = None
-        self._wrapper: factor_step.FactorSGD | None = None
-        self._eager_reason: str | None = None
 
     @property
     def pairs(self) -> dict[str, tuple[nn.Parameter, nn.Parameter]]:
@@ -270,8 +200,6 @@ class FactorizedReparam(Reparam):
         for name, p in params.items():
             module = _module_of(model, name)
             parametrize.register_parametrization(module, "weight", Factorized(gamma), unsafe=True)
-            _install_fast_weight(module)
-        self._model = model
         self._pairs = factor_pairs(model)
         # both factors are zero at every pruned entry, so their gradients are zero there already
         mark_grad_zero_where_masked(*(p for pair in self._pairs.values() for p in pair))
@@ -291,45 +219,8 @@ class FactorizedReparam(Reparam):
     def effective_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return effective_weights(model)
 
-    def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-        """Under torch's SGD, the fused factor step (:class:`reparam.factor_step.FactorSGD`) where it
-        applies; otherwise the optimiser unchanged (the eager parametrisation)."""
-        if not self._pairs or self._model is None:
-            return optimizer
-        if self.kernel == "eager":
-            self._eager_reason = "eager (kernel = eager)"
-            return optimizer
-        reason = factor_step.eligible_reason(optimizer, list(self._pairs.values()))
-        if reason is not None:
-            self._eager_reason = reason
-            return optimizer
-        plists = [(_module_of(self._model, n).parametrizations["weight"], pair) for n, pair in self._pairs.items()]
-        self._wrapper = factor_step.FactorSGD(optimizer, factor_step.install(plists))
-        return self._wrapper  # type: ignore[return-value]
-
-    def materialize_gradients(self) -> None:
-        """Fill ``m.grad`` / ``w.grad`` now if the fused step deferred them (call before changing m or w
-        between the backward and the step)."""
-        if self._wrapper is not None:
-            self._wrapper.materialize()
-
-    def kernel_path(self) -> str | None:
-        """``"native (kernels-<hash>.so)"`` when the factors took the fused step, ``"eager (…why)"`` when
-        they did not (another optimiser, ``SPARSEBENCH_NATIVE=0``, …), ``None`` before :meth:`apply`."""
-        wrapper = self._wrapper
-        if wrapper is None:
-            return self._eager_reason
-        if wrapper.paths_taken == {"native"}:
-            return native.status()
-        if "native" in wrapper.paths_taken:
-            return "native and eager (some factor steps did not qualify for the fused pass)"
-        return "eager (no factor step qualified for the fused pass)" if wrapper.paths_taken else None
-
     def merge(self, model: nn.Module) -> None:
         """Fold m ⊙ w back into plain ``weight`` parameters (θ = M ⊙ m ⊙ w; M is already in m, w)."""
-        if self._wrapper is not None:
-            factor_step.uninstall(self._wrapper.caches)
-            self._wrapper.detach()
         for name in list(factor_pairs(model)):
             module = _module_of(model, name)
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)

@@ -19,12 +19,8 @@ Where the authors' public wrapper differs from the bare equations, each point is
 * ``max_norm`` (default 1000, as the wrapper): after the mirror step a tensor whose L2 norm exceeds
   ``max_norm`` is rescaled to that norm; 0 disables.
 
-Speed, not method: the mirror step runs as one fused pass per matrix in :mod:`reparam.native` where that
-library builds and the tensors qualify (CPU, contiguous, float32 / float64, ``0 < clamp <= 80``), and as
-eager PyTorch otherwise or with ``SPARSEBENCH_NATIVE=0``.  The two agree to float32 rounding
-(tests/reparam/test_native.py).  It is deliberately not a field of the reparam's config: the resolved
-config is part of a run's identity (its run id), and the compute path must not change which run it is;
-``HamOptimizer(kernel="eager")`` forces the eager path for direct use.
+The mirror step is eager PyTorch, batched over a group's matrices with foreach ops (one dispatch per
+operation instead of one per tensor).
 
 Defaults α = 200, β = 1e-3 (ImageNet, PAPERS.md §4).  α multiplies η·g: retune it when the base lr
 scale changes.  With α = β = 0 (and no clipping triggered) the wrapper is exactly the base optimiser.
@@ -38,12 +34,8 @@ from typing import Any, Callable
 import torch
 
 from pruners.registry import ConfigError
-from reparam import native
 from reparam.base import OptimizerWrapper, Reparam, register_reparam
 
-
-#: Values of HAM's ``kernel`` option.
-KERNELS = ("auto", "eager")
 
 #: Base optimisers whose step leaves ``.grad`` untouched (unless ``maximize``).
 _GRAD_SAFE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop)
@@ -54,12 +46,8 @@ class HamOptimizer(OptimizerWrapper):
 
     def __init__(self, base: torch.optim.Optimizer, alpha: float = 200.0, beta: float = 1e-3,
                  matrices_only: bool = True, clamp: float = 5.0, keep_zeros: bool = True,
-                 max_norm: float = 1000.0, kernel: str = "auto") -> None:
+                 max_norm: float = 1000.0) -> None:
         super().__init__(base)
-        if kernel not in KERNELS:
-            raise ValueError(f"HamOptimizer kernel {kernel!r} is unknown; choose one of {', '.join(KERNELS)}")
-        self.kernel = kernel
-        self.paths_taken: set[str] = set()   # "native" / "eager": which mirror-step path ran
         self.alpha, self.beta = float(alpha), float(beta)
         self.matrices_only, self.clamp = bool(matrices_only), float(clamp)
         self.keep_zeros, self.max_norm = bool(keep_zeros), float(max_norm)
@@ -100,9 +88,8 @@ class HamOptimizer(OptimizerWrapper):
         return preserves_zeros(self.base_optimizer) and (self.clamp > 0 or self.keep_zeros)
 
     def step(self, closure: Callable[[], float] | None = None) -> Any:
-        # no torch.no_grad() around the whole step: the base step sets its own grad mode, the native pass
-        # writes through pointers, and the eager pass and the rescale enter no_grad themselves (saves the
-        # context switch on the ~1.4 ms LeNet-300-100 step; issue 10)
+        # no torch.no_grad() around the whole step: the base step sets its own grad mode and the mirror
+        # pass enters no_grad itself
         copy = self._needs_grad_copy()
         saved = []
         for group in self.param_groups:
@@ -115,27 +102,13 @@ class HamOptimizer(OptimizerWrapper):
         for group, params, grads in saved:
             if not params:
                 continue
-            lr = float(group["lr"])
-            if self.kernel == "auto":
-                sumsq = native.ham_step(params, grads, lr, self.alpha, self.beta, self.clamp)
-                if sumsq is not None:   # one fused pass per matrix; keep_zeros holds since clamp > 0
-                    self.paths_taken.add("native")
-                    if self.max_norm > 0:
-                        limit = self.max_norm * self.max_norm
-                        for p, sq in zip(params, sumsq):
-                            if sq > limit:
-                                with torch.no_grad():
-                                    p.mul_(self.max_norm / math.sqrt(sq))
-                    continue
-            self.paths_taken.add("eager")
-            self._eager_mirror(params, grads, lr)
+            self._mirror(params, grads, float(group["lr"]))
         return loss
 
     @torch.no_grad()
-    def _eager_mirror(self, params: list[torch.Tensor], grads: list[torch.Tensor], lr: float) -> None:
-        """The mirror step in eager PyTorch: e = −η (α sign(θ_{k+½}) ∇f(θ_k) + β), then θ ← θ ⊙ exp(clamp(e)).
-        The same elementwise kernels as a per-tensor loop, batched over the group's matrices with
-        torch._foreach_* (one dispatch per operation instead of one per tensor; issue 10)."""
+    def _mirror(self, params: list[torch.Tensor], grads: list[torch.Tensor], lr: float) -> None:
+        """The mirror step: e = −η (α sign(θ_{k+½}) ∇f(θ_k) + β), then θ ← θ ⊙ exp(clamp(e)), batched over
+        the group's matrices with foreach ops."""
         es = torch._foreach_sign(params)
         filled: set[tuple] = set()   # −ηβ as a 0-dim tensor per dtype / device, refilled once per group
         for e, g in zip(es, grads):
@@ -188,19 +161,3 @@ class HAM(Reparam):
         self._wrapper = HamOptimizer(optimizer, alpha=self.alpha, beta=self.beta, matrices_only=self.matrices_only,
                                      clamp=self.clamp, keep_zeros=self.keep_zeros, max_norm=self.max_norm)
         return self._wrapper  # type: ignore[return-value]
-
-    def kernel_path(self) -> str | None:
-        """``"native (kernels-<hash>.so)"`` when every mirror step ran the fused pass, ``"eager (…why)"``
-        when none did, ``"native and eager"`` when both ran (e.g. some matrices did not qualify)."""
-        wrapper = getattr(self, "_wrapper", None)
-        taken = wrapper.paths_taken if wrapper is not None else set()
-        if not taken:
-            return None
-        if taken == {"native"}:
-            return native.status()
-        if "native" in taken:
-            return "native and eager (some groups did not qualify for the fused pass)"
-        if wrapper.kernel == "eager":
-            return "eager (kernel = eager)"
-        why = native.status()
-        return why if why.startswith("eager") else "eager (the tensors did not qualify: CPU, contiguous, float32 / float64, 0 < clamp <= 80)"

@@ -83,11 +83,7 @@ def global_magnitude_masks(weights: dict[str, torch.Tensor], current: Masks, spa
 
 class L2Schedule(Callback):
     """Adds ``2 α_t`` times each factor to its gradient, accumulates the dose Σ η α, adapts α, and
-    performs the final one-shot magnitude pruning (see the module docstring).  Under the fused factor
-    step the addition happens inside the step's pass (``add_factor_penalty``), so ``before_step`` needs no
-    factor gradient there; otherwise there is no deferral to allow."""
-
-    needs_factor_gradients = False
+    performs the final one-shot magnitude pruning (see the module docstring)."""
 
     def __init__(self, reparam: "_ScheduledL2") -> None:
         self.reparam = reparam
@@ -114,14 +110,10 @@ class L2Schedule(Callback):
         a = self.current_alpha(state.epoch)
         if a == 0.0:
             return
-        add_penalty = getattr(state.optimizer, "add_factor_penalty", None)
-        if add_penalty is not None:   # the fused factor step adds it inside its pass (reparam/factor_step.py)
-            add_penalty(2.0 * a)
-        else:
-            pairs = [(p.grad, p) for p in self.params if p.grad is not None]
-            if pairs:
-                grads, params = zip(*pairs)
-                torch._foreach_add_(list(grads), list(params), alpha=2.0 * a)
+        pairs = [(p.grad, p) for p in self.params if p.grad is not None]
+        if pairs:
+            grads, params = zip(*pairs)
+            torch._foreach_add_(list(grads), list(params), alpha=2.0 * a)
         self.dose += float(state.optimizer.param_groups[0]["lr"]) * a
 
     def on_epoch_end(self, state: TrainState) -> None:

@@ -35,8 +35,6 @@ UNITS = ("fraction", "epoch")
 class WeightDecaySchedule(Callback):
     """Sets ``group["weight_decay"] = base · factor`` before every step and accumulates the dose."""
 
-    needs_factor_gradients = False   # it changes group options only
-
     def __init__(self, factor: Callable[[TrainState], float]) -> None:
         self.factor = factor
         self.base: list[float] = []

@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 
 from benchmark.reproduce import Result, register_reproduction
-from benchmark.reproduce.loop import Driver, diagonal_init, plt, save_figure, sparse_regression, stacked_linear, stacked_mse
+from benchmark.reproduce.loop import (diagonal_init, plt, save_figure, sparse_regression, stacked_linear,
+                                      stacked_mse, train_toy)
 from reparam.ham import HAM
 from reparam.pilot import PILoT
 
@@ -39,24 +40,27 @@ def _train(kind: str, alpha: float, x0, X, y, x_star, h_max: float, max_time: fl
         reparam.validate()
     lr = min(0.05, 1.0 / (h_max * metric))  # half the stability limit 2 / (H · M) at the solution's scale
     max_steps = int(math.ceil(max_time / lr))
-    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr), max_steps, 1)
     with torch.no_grad():
-        loss0 = float(stacked_mse(model, X, y)) / len(x0)
+        loss0 = float(stacked_mse(model(X), y)) / len(x0)
     t_fit, curve, loss = None, [], loss0
-    while not drv.done:
-        loss = drv.step(lambda m: stacked_mse(m, X, y)) / len(x0)
-        t = drv.state.step * lr
+
+    def probe(state, steps: int) -> bool:
+        nonlocal t_fit, loss
+        loss = float(state.loss) / len(x0)
+        t = steps * lr
         if t_fit is None and loss < 1e-3 * loss0:
             t_fit = t
-        if drv.state.step % record == 0:
+        if steps % record == 0:
             with torch.no_grad():
                 curve.append((t, float((model.weight - x_star).norm(dim=1).mean() / x_star.norm()), loss))
-        if loss < tol * loss0:
-            break
+        return loss < tol * loss0
+
+    steps = train_toy(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr), (X, y), stacked_mse, max_steps,
+                      probe=probe).state.step
     with torch.no_grad():
         x = model.weight.detach().clone()
     err = (x - x_star).norm(dim=1) / x_star.norm()
-    return dict(x=x, lr=lr, steps=drv.state.step, t_fit=t_fit, t_end=drv.state.step * lr, curve=curve,
+    return dict(x=x, lr=lr, steps=steps, t_fit=t_fit, t_end=steps * lr, curve=curve,
                 rel_error=float(err.mean()), l1_ratio=float((x.abs().sum(1) / x_star.abs().sum()).mean()),
                 final_mse=loss)
 

@@ -1,11 +1,10 @@
-"""Small full-batch float64 training loops for the theory toys, built from the project's parts.
+"""Full-batch float64 training of the theory toys through the suite's session and loop.
 
-:class:`Driver` calls a reparam's callbacks around ``optimizer.step()`` in the order of
-``benchmark.train.train`` (``on_start``, ``on_epoch_start``, ``before_step``, step, ``after_step``,
-``on_epoch_end``), so a reparam's step (PILoT's α schedule, Sign-In's reset, the weight-decay
+:func:`train_toy` builds the session with :func:`pruners.session.build_session` and trains it with
+:func:`pruners.session.fit`, so a reparam's step (PILoT's α schedule, Sign-In's reset, the weight-decay
 switch-off, HAM's mirror step, steepest descent) is the project's code and not a re-implementation.
-The toys run thousands of full-batch steps; the harness' per-epoch evaluation and run folders would
-dominate their cost, which is why they have this loop instead of ``sparsebench run``.
+The toys run thousands of one-step epochs without run folders or evaluation; what they record per step
+is a :class:`Probe`.
 """
 from __future__ import annotations
 
@@ -14,12 +13,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from pruners import Callback, MaskEnforcer, Masks, TrainState, prunable_parameters
-
-
-def dense_masks(model: nn.Module) -> Masks:
-    """All-ones masks over the prunable parameters (the toys do not prune)."""
-    return Masks({n: torch.ones(p.shape, dtype=torch.bool) for n, p in prunable_parameters(model).items()})
+from pruners import Callback, Masks, TrainState
+from pruners.session import Session, build_session, fit
 
 
 def sparse_regression(**kwargs: object) -> tuple[Tensor, Tensor, Tensor]:
@@ -44,9 +39,9 @@ def stacked_linear(rows: Sequence[Tensor]) -> nn.Linear:
     return lin
 
 
-def stacked_mse(model: nn.Module, X: Tensor, y: Tensor) -> Tensor:
-    """Σ_r mean_i (X_i · x_r − y_i)²: the sum of the R runs' own MSE losses."""
-    return ((model(X) - y.unsqueeze(1)) ** 2).mean(0).sum()
+def stacked_mse(out: Tensor, y: Tensor) -> Tensor:
+    """Σ_r mean_i (X_i · x_r − y_i)² of the outputs ``out = model(X)``: the sum of the R runs' own MSE losses."""
+    return ((out - y.unsqueeze(1)) ** 2).mean(0).sum()
 
 
 def diagonal_init(n: int, seed: int, scale: float, depth: int = 1, init: str = "spred", **kw: object) -> nn.Module:
@@ -57,78 +52,33 @@ def diagonal_init(n: int, seed: int, scale: float, depth: int = 1, init: str = "
     return MODELS.get("diagonal")((n,), 1, depth=depth, init=init, scale=scale, **kw).double()
 
 
-class Driver:
-    """Full-batch training with a reparam's (and extra) callbacks, as ``benchmark.train`` calls them.
+class Probe(Callback):
+    """Calls ``fn(state, steps_done)`` after every optimiser step (after the other callbacks' ``after_step``);
+    a true return ends training (``state.stop``)."""
 
-    Args:
-        model: the model (already float64); ``reparam.apply`` is called on it with dense masks.
-        reparam: a :class:`reparam.Reparam` or ``None``.
-        make_optimizer: ``params -> optimizer`` (the reparam may wrap or replace it).
-        steps_per_epoch: steps per "epoch" (the unit of the reparams' schedules).
-        epochs: number of epochs (``total_steps = epochs × steps_per_epoch``).
-        callbacks: extra callbacks run after the reparam's.
-        masks: sparse training: the masks are applied, the reparam installed on them and a
-            :class:`pruners.MaskEnforcer` runs first among the callbacks (``None``: dense).
-        scheduler_factory: ``optimizer -> lr scheduler`` over the base optimiser, stepped after each step.
-        weight_pass: the enforcer's post-step multiply (see :class:`pruners.MaskEnforcer`).
-    """
+    def __init__(self, fn: Callable[[TrainState, int], bool | None]) -> None:
+        self.fn = fn
 
-    def __init__(self, model: nn.Module, reparam, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-                 steps_per_epoch: int, epochs: int, callbacks: Sequence[Callback] = (),
-                 masks: Masks | None = None,
-                 scheduler_factory: Callable[[torch.optim.Optimizer], Any] | None = None,
-                 weight_pass: bool | None = None) -> None:
-        self.enforcer: MaskEnforcer | None = None
-        if masks is not None:
-            # sparse: masks applied, reparam installed on them, the enforcer first (as the runner does)
-            masks.apply_(model)
-            if reparam is not None:
-                reparam.apply(model, masks)
-            targets = reparam.mask_targets(model, masks) if reparam is not None else \
-                {n: [p] for n, p in prunable_parameters(model).items() if n in masks}
-            self.enforcer = MaskEnforcer(targets, masks, weight_pass=weight_pass)
-        elif reparam is not None:
-            reparam.apply(model, dense_masks(model))
-        opt = make_optimizer([p for p in model.parameters() if p.requires_grad])
-        self.optimizer = reparam.wrap_optimizer(opt) if reparam is not None else opt
-        self.scheduler = (scheduler_factory(getattr(self.optimizer, "base_optimizer", self.optimizer))
-                          if scheduler_factory is not None else None)
-        self.callbacks: list[Callback] = [*([self.enforcer] if self.enforcer is not None else []),
-                                          *(reparam.callbacks() if reparam is not None else []), *callbacks]
-        self.model, self.reparam = model, reparam
-        self.state = TrainState(model=model, optimizer=self.optimizer, masks=self.enforcer, ctx=None, epochs=epochs,
-                                steps_per_epoch=steps_per_epoch, scheduler=self.scheduler, reparam=reparam)
-        for cb in self.callbacks:
-            cb.on_start(self.state)
+    def after_step(self, state: TrainState) -> None:
+        if self.fn(state, state.step + 1):
+            state.stop = True
 
-    @property
-    def done(self) -> bool:
-        return self.state.step >= self.state.total_steps
 
-    def step(self, loss_fn: Callable[[nn.Module], Tensor]) -> float:
-        """One optimisation step on ``loss_fn(model)``; returns the loss before the step."""
-        s = self.state
-        if s.step % s.steps_per_epoch == 0:
-            s.epoch = s.step // s.steps_per_epoch
-            for cb in self.callbacks:
-                cb.on_epoch_start(s)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(self.model)
-        loss.backward()
-        s.loss = loss.detach()
-        for cb in self.callbacks:
-            cb.before_step(s)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        for cb in self.callbacks:
-            cb.after_step(s)
-        s.step += 1
-        if s.step % s.steps_per_epoch == 0:
-            s.metrics = {}
-            for cb in self.callbacks:
-                cb.on_epoch_end(s)
-        return float(s.loss)
+def train_toy(model: nn.Module, reparam, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
+              batch: tuple[Tensor, Tensor], loss_fn: Callable[[Tensor, Tensor], Tensor], steps: int, *,
+              steps_per_epoch: int = 1, callbacks: Sequence[Callback] = (), masks: Masks | None = None,
+              scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+              probe: Callable[[TrainState, int], bool | None] | None = None) -> Session:
+    """Full-batch training of a toy on ``batch`` for ``steps`` steps through the suite's session and loop
+    (:func:`pruners.session.build_session`, :func:`pruners.session.fit`): the reparam's callbacks, then
+    ``callbacks``, then ``probe`` (:class:`Probe`; it may stop early).  ``steps_per_epoch`` is the unit of
+    the reparams' schedules (Sign-In's reset period, PILoT's α decay).  The loss is not checked for
+    divergence (a toy records what happens).  Returns the session (its state holds the step count)."""
+    session = build_session(model, masks, make_optimizer, reparam=reparam, scheduler=scheduler,
+                            callbacks=[*callbacks, *([Probe(probe)] if probe is not None else [])],
+                            epochs=steps // steps_per_epoch, steps_per_epoch=steps_per_epoch)
+    fit(session, [batch] * steps_per_epoch, loss_fn, check_loss=False)
+    return session
 
 
 def save_figure(fig, path) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from benchmark.reproduce import Result, register_reproduction
-from benchmark.reproduce.loop import Driver, diagonal_init, plt, save_figure, sparse_regression
+from benchmark.reproduce.loop import diagonal_init, plt, save_figure, sparse_regression, train_toy
 from pruners import Callback, TrainState
 from reparam.wd_schedule import WdSchedule
 
@@ -46,18 +46,21 @@ def _run(dose: float, t_off: float, X, y, x_star, lr: float, steps: int, record:
     reparam = WdSchedule(schedule="switch_off", t_off=t_off, unit="fraction")
     reparam.validate()
     probe = GammaProbe(record)
-    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=wd), steps, 1, [probe])
     errs = []
-    while not drv.done:
-        drv.step(lambda m: ((m(X).reshape(-1) - y) ** 2).mean())
-        if drv.state.step % record == 0:
+
+    def record_error(state, done: int) -> None:
+        if done % record == 0:
             with torch.no_grad():
-                errs.append((drv.state.step * lr, float((model.effective_weight() - x_star).norm() / x_star.norm())))
+                errs.append((done * lr, float((model.effective_weight() - x_star).norm() / x_star.norm())))
+
+    session = train_toy(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=wd), (X, y),
+                        lambda out, t: ((out.reshape(-1) - t) ** 2).mean(), steps, callbacks=[probe],
+                        probe=record_error)
     with torch.no_grad():
         x = model.effective_weight().detach().clone()
         gamma_T = (model.factors[0] ** 2 - model.linear.weight ** 2).reshape(-1)
         mse = float(((X @ x - y) ** 2).mean())
-    wd_dose = drv.callbacks[0].dose  # the reparam's own accounting Σ η · wd
+    wd_dose = session.callbacks[0].dose  # the reparam's own accounting Σ η · wd
     law = math.exp(-2.0 * wd_dose)
     at_off = probe.at_off.reshape(-1) if probe.at_off is not None else gamma_T
     return dict(x=x, wd=wd, wd_dose=wd_dose, gamma_law=law, gamma_mean=float(gamma_T.mean()),

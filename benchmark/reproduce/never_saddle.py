@@ -18,14 +18,14 @@ import pandas as pd
 import torch
 
 from benchmark.reproduce import Result, register_reproduction
-from benchmark.reproduce.loop import Driver, diagonal_init, plt, save_figure, sparse_regression
+from benchmark.reproduce.loop import diagonal_init, plt, save_figure, sparse_regression, train_toy
 from reparam.steepest import Steepest
 
 L = 3
 
 
-def _mse(model, X, y) -> torch.Tensor:
-    return ((model(X).reshape(-1) - y) ** 2).mean()
+def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((out.reshape(-1) - y) ** 2).mean()
 
 
 def _escape(q: float, lam: float, X, y, lr: float, max_steps: int, record: int) -> dict:
@@ -33,21 +33,26 @@ def _escape(q: float, lam: float, X, y, lr: float, max_steps: int, record: int) 
     model = diagonal_init(X.shape[1], 0, scale=0.0, depth=L, init="saddle", value=lam)
     reparam = Steepest(q=q)
     reparam.validate()
-    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=0.0), max_steps, 1)
     with torch.no_grad():
-        loss0 = float(_mse(model, X, y))
+        loss0 = float(_mse(model(X), y))
     escape, curve, first_speed = None, [(0, 1.0)], None
-    while not drv.done:
-        loss = drv.step(lambda m: _mse(m, X, y))
+
+    def probe(state, steps: int) -> bool:
+        nonlocal escape, first_speed
+        loss = float(state.loss)
         if first_speed is None:  # ‖x_1 − x_0‖ / η after one step: μ · ‖sign(g)|g|^{q−1}‖-type escape velocity
             with torch.no_grad():
                 first_speed = float(model.effective_weight().norm()) / lr
-        if drv.state.step % record == 0:
-            curve.append((drv.state.step, loss / loss0))
+        if steps % record == 0:
+            curve.append((steps, loss / loss0))
         if loss < 0.5 * loss0:
-            escape = drv.state.step
-            curve.append((drv.state.step, loss / loss0))
-            break
+            escape = steps
+            curve.append((steps, loss / loss0))
+            return True
+        return False
+
+    train_toy(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=0.0), (X, y), _mse, max_steps,
+              probe=probe)
     return dict(escape=escape, curve=curve, speed=first_speed)
 
 
@@ -62,18 +67,20 @@ def _balance(q: float, X, y, lr: float, wd: float, steps: int, seed: int = 1) ->
             f.copy_(0.5 + 0.2 * torch.rand(f.shape, generator=g, dtype=torch.float64))
     reparam = Steepest(q=q, wd_mode="decoupled")
     reparam.validate()
-    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=wd), steps, 1)
-
     def factors() -> list[torch.Tensor]:
         return [model.linear.weight.detach().reshape(-1).clone(), *[f.detach().reshape(-1).clone() for f in model.factors]]
 
     w0 = factors()
     signs0 = [torch.sign(w) for w in w0]
     stable = torch.ones_like(w0[0], dtype=torch.bool)
-    while not drv.done:
-        drv.step(lambda m: _mse(m, X, y))
+
+    def probe(state, done: int) -> None:
+        nonlocal stable
         for w, s0 in zip(factors(), signs0):
             stable &= torch.sign(w) == s0
+
+    train_toy(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=wd), (X, y), _mse, steps,
+              probe=probe)
     wT = factors()
     dose = lr * wd * steps  # ∫α = Σ η α
     errs = []

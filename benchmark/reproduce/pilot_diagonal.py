@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from benchmark.reproduce import Result, register_reproduction
-from benchmark.reproduce.loop import (Driver, diagonal_init, plt, save_figure, sparse_regression, stacked_linear,
-                                      stacked_mse)
+from benchmark.reproduce.loop import (diagonal_init, plt, save_figure, sparse_regression, stacked_linear,
+                                      stacked_mse, train_toy)
 from pruners import Callback, TrainState
 from reparam.pilot import PILoT, alpha_at
 from reparam.spred import Spred
@@ -50,17 +50,21 @@ def _train(method: str, alpha: float, schedule: str, x0: list[torch.Tensor], X, 
     if reparam is not None:
         reparam.validate()
     lr = cfg["lr"]
-    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr), cfg["steps_per_epoch"], cfg["epochs"], cbs)
-    curve = []
     x_star = cfg["x_star"]
-    while not drv.done:
-        if drv.state.step % cfg["record_every"] == 0:
+    with torch.no_grad():
+        curve = [(0.0, (model.weight - x_star).norm(dim=1).tolist())]
+    steps = cfg["steps_per_epoch"] * cfg["epochs"]
+
+    def probe(state, done: int) -> None:   # the error before each recorded step (after the previous one)
+        if done % cfg["record_every"] == 0 and done < steps:
             with torch.no_grad():
-                curve.append((drv.state.step * lr, (model.weight - x_star).norm(dim=1).tolist()))
-        drv.step(lambda m: stacked_mse(m, X, y))
+                curve.append((done * lr, (model.weight - x_star).norm(dim=1).tolist()))
+
+    train_toy(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr), (X, y), stacked_mse, steps,
+              steps_per_epoch=cfg["steps_per_epoch"], callbacks=cbs, probe=probe)
     with torch.no_grad():
         x = model.weight.detach().clone()
-    curve.append((drv.state.step * lr, (x - x_star).norm(dim=1).tolist()))
+    curve.append((steps * lr, (x - x_star).norm(dim=1).tolist()))
     return x, curve
 
 

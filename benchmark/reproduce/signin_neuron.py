@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from benchmark.reproduce import Result, register_reproduction
-from benchmark.reproduce.loop import Driver, plt, save_figure
+from benchmark.reproduce.loop import plt, save_figure, train_toy
 from reparam.signin import SignIn
 
 CASES = [(1, 1), (-1, 1), (1, -1), (-1, -1)]
@@ -44,9 +45,19 @@ def _students(mags: list[float], mags_w: list[float]):
     return model, combos
 
 
-def per_unit_loss(model, x, y) -> torch.Tensor:
+class PerUnit(nn.Module):
+    """The students side by side: output column r is a_r relu(w_r x), unit r's own prediction."""
+
+    def __init__(self, students: nn.Module) -> None:
+        super().__init__()
+        self.students = students
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.students.hidden(x)) * self.students.out.weight  # (n, R)
+
+
+def per_unit_loss(preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Σ_r mean_i (a_r relu(w_r x_i) − y_i)²: every hidden unit is its own single-neuron student."""
-    preds = torch.relu(model.hidden(x)) * model.out.weight  # (n, R)
     return ((preds - y) ** 2).mean(0).sum()
 
 
@@ -59,10 +70,8 @@ def _run(method: str, mags, mags_w, data, lr: float, steps: int, reset_every_ste
         if method == "Sign-In (outer weight a only)":
             model.hidden.sparsebench_prunable = False  # the reparam factorises only the prunable out.weight
     x, y = data.train_x.double(), data.train_y.double()
-    drv = Driver(model, reparam, lambda ps: torch.optim.SGD(ps, lr=lr), reset_every_steps,
-                 steps // reset_every_steps)
-    while not drv.done:
-        drv.step(lambda m: per_unit_loss(m, x, y))
+    train_toy(PerUnit(model), reparam, lambda ps: torch.optim.SGD(ps, lr=lr), (x, y), per_unit_loss,
+              steps, steps_per_epoch=reset_every_steps)
     tx, ty = data.test_x.double(), data.test_y.double()
     with torch.no_grad():
         a = model.out.weight.detach().reshape(-1)

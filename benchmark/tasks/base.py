@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -21,8 +21,10 @@ LR_SCHEDULES = ("constant", "cosine", "step", "multistep", "linear")
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a task is trained.  All fields are part of a run's identity (its spec hash)."""
+    """How a task is trained.  All fields are part of a run's identity (its spec hash; a field at its
+    default is left out of the hash, so changing a default here means bumping ``version``)."""
 
+    version: ClassVar[str] = "1"
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "sgd"           # one of OPTIMIZERS
@@ -118,8 +120,9 @@ def register_task(task: Task) -> Task:
     return task
 
 
-def build_model(task: Task) -> nn.Module:
-    """Instantiate the task's model for its dataset (call after seeding)."""
+def build_model(task: Any) -> nn.Module:
+    """Instantiate the model of ``task`` for its dataset (call after seeding).  ``task`` is a
+    :class:`Task` or anything with its ``model``, ``model_args``, ``dataset``, ``dataset_args`` (a RunSpec)."""
     from benchmark.tasks.datasets import dataset_info
     from benchmark.tasks.models import MODELS
 

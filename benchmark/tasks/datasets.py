@@ -19,8 +19,10 @@ is empty.  The data root is the ``root`` argument, else ``$SPARSEBENCH_DATA``, e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -140,6 +142,16 @@ def load_data(name: str, **kwargs: Any) -> Data:
     says what to install or which argument to set).
     """
     return _make(name, kwargs).load()
+
+
+def cached_data(name: str, dataset_args: Mapping[str, Any] | None = None) -> Data:
+    """:func:`load_data`, cached per process (a grid runs many specs on one dataset)."""
+    return _cached(name, json.dumps(dict(dataset_args or {}), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(name: str, args_json: str) -> Data:
+    return load_data(name, **json.loads(args_json))
 
 
 def data_root(root: str | None) -> Path:

@@ -10,12 +10,11 @@ from torch import nn
 
 from benchmark.runner import execute
 from benchmark.spec import make_spec
-from benchmark.train import train
-from pruners import ALLOCATIONS, PRUNERS, Callback, ConfigError, MaskEnforcer, PruneContext, TrainState
+from pruners.session import build_session, fit
+from pruners import ALLOCATIONS, PRUNERS, Callback, ConfigError, PruneContext
 from pruners.imp import round_densities
 from pruners.registry import build_config
 from pruners.schedules import cubic_sparsity
-from reparam import Identity
 
 
 
@@ -37,15 +36,11 @@ def run_loop(pruner_name: str, args: dict, sparsity: float, epochs: int, steps_p
     ctx = PruneContext(seed=seed, batches=None, loss_fn=F.cross_entropy, device=torch.device("cpu"),
                        num_classes=3, input_shape=(8,))
     masks = pruner.initial_masks(model, ctx, sparsity, alloc)
-    masks.apply_(model)
-    enforcer = MaskEnforcer.for_model(model, masks)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=ctx,
-                       epochs=pruner.total_epochs(epochs, sparsity), steps_per_epoch=steps_per_epoch,
-                       reparam=Identity())
-    history = train(state, loader, loader[:1], [enforcer, *pruner.callbacks(sparsity, alloc), *extra],
-                    F.cross_entropy)
-    return pruner, state, history
+    session = build_session(model, masks, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9), pruner=pruner,
+                            allocation=alloc, sparsity=sparsity, callbacks=extra, ctx=ctx,
+                            epochs=pruner.total_epochs(epochs, sparsity), steps_per_epoch=steps_per_epoch)
+    history = fit(session, loader, F.cross_entropy, test_batches=loader[:1])
+    return pruner, session.state, history
 
 
 N_TINY = 8 * 24 + 24 * 16 + 16 * 3

@@ -9,12 +9,11 @@ from torch import nn
 
 from benchmark.runner import execute
 from benchmark.spec import make_spec
-from benchmark.train import train
-from pruners import ALLOCATIONS, PRUNERS, ConfigError, MaskEnforcer, PruneContext, TrainState
+from pruners.session import build_session, fit
+from pruners import ALLOCATIONS, PRUNERS, ConfigError, PruneContext
 from pruners.dst import drop_grow
 from pruners.registry import build_config
 from pruners.schedules import theta_gradients
-from reparam import Identity
 
 
 def tiny_model(seed: int = 0) -> nn.Module:
@@ -22,24 +21,23 @@ def tiny_model(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Linear(8, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 3)).double()
 
 
-class RecordingEnforcer(MaskEnforcer):
-    """Records every mask update: old / new masks, weights and optimiser state right after it."""
+def record_updates(enforcer, model) -> None:
+    """Make ``enforcer`` record every mask update: old / new masks, weights and optimiser state right after it."""
+    enforcer.events = []
+    update = enforcer.update
 
-    def __init__(self, *a, **k):
-        super().__init__(*a, **k)
-        self.events = []
-        self.model = None
-
-    def update(self, new, optimizer=None, grown_value=0.0):
-        old = self.masks
-        before = {n: p.detach().clone() for n, p in self.model.named_parameters()}
-        changed = super().update(new, optimizer, grown_value)
-        params = dict(self.model.named_parameters())
+    def recording(new, optimizer=None, grown_value=0.0):
+        old = enforcer.masks
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        changed = update(new, optimizer, grown_value)
+        params = dict(model.named_parameters())
         opt_state = {n: {k: v.clone() for k, v in optimizer.state.get(p, {}).items() if torch.is_tensor(v)}
                      for n, p in params.items()}
-        self.events.append({"old": old, "new": new, "before": before, "opt": opt_state,
-                            "after": {n: p.detach().clone() for n, p in params.items()}})
+        enforcer.events.append({"old": old, "new": new, "before": before, "opt": opt_state,
+                                "after": {n: p.detach().clone() for n, p in params.items()}})
         return changed
+
+    enforcer.update = recording
 
 
 def run_dst(name: str, args: dict, sparsity: float = 0.8, epochs: int = 6, steps_per_epoch: int = 5,
@@ -54,15 +52,12 @@ def run_dst(name: str, args: dict, sparsity: float = 0.8, epochs: int = 6, steps
     ctx = PruneContext(seed=seed, batches=None, loss_fn=F.cross_entropy, device=torch.device("cpu"),
                        num_classes=3, input_shape=(8,))
     masks = pruner.initial_masks(model, ctx, sparsity, alloc)
-    masks.apply_(model)
-    enforcer = RecordingEnforcer.for_model(model, masks)
-    enforcer.model = model
-    opt = (torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9) if optimizer == "sgd"
-           else torch.optim.Adam(model.parameters(), lr=0.01))
-    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=ctx, epochs=epochs,
-                       steps_per_epoch=steps_per_epoch, reparam=Identity())
-    train(state, loader, loader[:1], [enforcer, *pruner.callbacks(sparsity, alloc)], F.cross_entropy)
-    return pruner, state, enforcer, loader
+    session = build_session(model, masks, (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)) if optimizer == "sgd"
+                            else (lambda ps: torch.optim.Adam(ps, lr=0.01)), pruner=pruner, allocation=alloc,
+                            sparsity=sparsity, ctx=ctx, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    record_updates(session.enforcer, model)
+    fit(session, loader, F.cross_entropy, test_batches=loader[:1])
+    return pruner, session.state, session.enforcer, loader
 
 
 def test_drop_grow_by_hand():

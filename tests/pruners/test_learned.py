@@ -12,8 +12,8 @@ from torch import nn
 
 from benchmark.runner import execute
 from benchmark.spec import make_spec
-from benchmark.train import train
-from pruners import ALLOCATIONS, PRUNERS, Callback, MaskEnforcer, PruneContext, TrainState
+from pruners.session import build_session, fit
+from pruners import ALLOCATIONS, PRUNERS, Callback, PruneContext
 from pruners.cs import temperature
 from pruners.registry import build_config
 from pruners.str_pruner import soft_threshold
@@ -36,11 +36,10 @@ def run(name: str, args: dict, epochs: int = 6, steps_per_epoch: int = 5, extra=
     ctx = PruneContext(seed=0, batches=None, loss_fn=F.cross_entropy, device=torch.device("cpu"),
                        num_classes=3, input_shape=(8,))
     masks = pruner.initial_masks(model, ctx, 0.9, alloc)
-    enforcer = MaskEnforcer.for_model(model, masks)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
-    state = TrainState(model=model, optimizer=opt, masks=enforcer, ctx=ctx, epochs=epochs,
-                       steps_per_epoch=steps_per_epoch, reparam=Identity())
-    hist = train(state, loader, loader, [enforcer, *pruner.callbacks(0.9, alloc), *extra], F.cross_entropy)
+    session = build_session(model, masks, lambda ps: torch.optim.SGD(ps, lr=lr, momentum=0.9), pruner=pruner,
+                            allocation=alloc, sparsity=0.9, callbacks=extra, ctx=ctx, epochs=epochs,
+                            steps_per_epoch=steps_per_epoch)
+    hist = fit(session, loader, F.cross_entropy, test_batches=loader)
     return pruner, model, hist
 
 

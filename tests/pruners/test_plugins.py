@@ -416,11 +416,15 @@ def test_submit_runs_the_grid_and_records_plugin_metadata(tmp_path, capsys):
     # the submission is ranked beside the baselines
     assert "smallest/global" in stdout and "magnitude/global" in stdout
 
-    # a new version of the same pruner may not be mixed into this folder (its runs would be skipped as done)
+    # a new version of the same pruner is a new run (its version is in the run id): it runs, nothing is skipped
     plugins.unload_plugin(str(path))
     path2 = good(tmp_path, version="2.0", file="v2.py")
-    rc, _, err = run_cli(["submit", path2, "--grid", grid, "--out", out, "--no-progress", "--no-gpu"], capsys)
-    assert rc == 2 and "holds results of pruner 'smallest' version '1.0', but the plugin is version '2.0'" in err
+    rc, stdout, err = run_cli(["submit", path2, "--grid", grid, "--out", out, "--no-progress", "--no-gpu"], capsys)
+    assert rc == 0, err
+    assert "ran 1 (ok 1)" in stdout                     # the baselines are done, the new version is not
+    versions = {json.loads(e)["plugin"]["version"] if isinstance(e, str) else e["plugin"]["version"]
+                for e in results(out).query("pruner == 'smallest'")["extra"]}
+    assert versions == {"1.0", "2.0"}
 
 
 def test_submit_refuses_a_plugin_that_fails_the_kit(tmp_path, capsys):

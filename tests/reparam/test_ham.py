@@ -29,18 +29,16 @@ def mirror(theta_half, g, lr, alpha, beta, clamp=5.0):
     return theta_half * torch.exp(e)
 
 
-KERNELS = pytest.mark.parametrize("kernel", ["auto", "eager"])   # the native fused pass (where it builds) and eager
 
 
-@KERNELS
 @pytest.mark.parametrize("alpha,beta", [(20.0, 1e-2), (200.0, 1e-3)])
-def test_one_step_sgd_closed_form(alpha, beta, kernel):
+def test_one_step_sgd_closed_form(alpha, beta):
     model, loss = tiny_mlp(), regression_loss()
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
     g = grads_of(model, loss)
     lr, wd = 0.1, 0.01
     opt = HamOptimizer(torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd),
-                       alpha=alpha, beta=beta, kernel=kernel)
+                       alpha=alpha, beta=beta)
     opt.step()
     for n, p in model.named_parameters():
         half = theta[n] - lr * (g[n] + wd * theta[n])        # first SGD step: buffer = g + wd θ
@@ -48,12 +46,11 @@ def test_one_step_sgd_closed_form(alpha, beta, kernel):
         torch.testing.assert_close(p.detach(), expected, rtol=1e-13, atol=1e-15)
 
 
-@KERNELS
-def test_one_step_adam_closed_form_and_scheduled_lr(kernel):
+def test_one_step_adam_closed_form_and_scheduled_lr():
     model, loss = tiny_mlp(), regression_loss()
     lr, eps, alpha, beta = 1e-2, 1e-8, 3.0, 0.1
     base = torch.optim.Adam(model.parameters(), lr=lr, eps=eps)
-    opt = HamOptimizer(base, alpha=alpha, beta=beta, kernel=kernel)
+    opt = HamOptimizer(base, alpha=alpha, beta=beta)
     sched = torch.optim.lr_scheduler.LambdaLR(base, lambda s: 0.5 ** s)
     for step in range(2):
         theta = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -136,14 +133,13 @@ def test_bad_input(args):
     assert "\n" not in str(exc.value)
 
 
-@KERNELS
-def test_groups_added_later_and_differing_learning_rates_get_their_own_mirror_step(kernel):
+def test_groups_added_later_and_differing_learning_rates_get_their_own_mirror_step():
     """The wrapper caches which parameters of a group it may touch and reuses its −ηβ scalar: a group
     added after some steps is picked up, and each group's step uses that group's own learning rate."""
     torch.manual_seed(0)
     a = torch.nn.Linear(6, 5).double()
     b = torch.nn.Linear(5, 3).double()
-    opt = HamOptimizer(torch.optim.SGD(a.parameters(), lr=0.1), alpha=20.0, beta=1e-2, kernel=kernel)
+    opt = HamOptimizer(torch.optim.SGD(a.parameters(), lr=0.1), alpha=20.0, beta=1e-2)
     x = torch.randn(4, 6, dtype=torch.float64)
 
     def step() -> dict:
