@@ -43,9 +43,10 @@ from graphon.ntk import graphon_ntk, graphons_from_masks, mlp_coverage
 from graphon.spectrum import spectrum_metrics
 from graphon.summary import summarize_masks
 from graphon.sweep import convergence_sweep
-from pruners import ALLOCATIONS, PRUNERS, Masks, PruneContext
+from pruners import ALLOCATIONS, PRUNERS, Masks, PruneContext, TrainState
 from pruners.base import density_of
 from pruners.registry import ConfigError, build_config
+from pruners.session import AfterStep, build_session, fit
 
 NTK_SAMPLES = 256
 """Size of the fixed batch (first test samples) of the per-run NTK summary."""
@@ -272,42 +273,26 @@ def train_loss_curve(model: nn.Module, masks: Mapping[str, torch.Tensor], td: Ta
                      lr: float = 1e-3, batch_size: int = 128, seed: int = 0) -> np.ndarray:
     """Training loss of the first ``steps`` Adam steps (``lr``) of the masked ``model`` (paper, Fig. 3).
 
-    Pruned weights are zeroed, their gradients masked before every step and the weights re-zeroed after it
-    (the suite's enforcement, DESIGN.md).  Mini-batches of ``batch_size`` from a seeded shuffle of the
-    training set.  Returns the mini-batch loss before each step, shape ``(steps,)``.
+    Trained through the suite's session and loop (:func:`pruners.session.build_session` /
+    :func:`pruners.session.fit`: pruned weights, gradients and Adam state stay exactly zero), on
+    mini-batches of ``batch_size`` from a seeded shuffle of the training set.  Returns the mini-batch loss
+    before each step, shape ``(steps,)``; after a non-finite loss the rest is NaN.
     """
     from benchmark.tasks import TensorLoader
 
-    params = dict(model.named_parameters())
-    pairs = [(params[n], m.to(params[n].dtype)) for n, m in masks.items()]
-    with torch.no_grad():
-        for p, m in pairs:
-            p.mul_(m)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ctx = prune_context(td, seed)
-    loader = TensorLoader(td.data.train_x, td.data.train_y, batch_size=batch_size, shuffle=True, seed=seed)
     losses: list[float] = []
-    epoch = 0
-    model.train()
-    while len(losses) < steps:
-        loader.set_epoch(epoch)
-        for xb, yb in loader:
-            loss = ctx.loss_fn(model(xb), yb)
-            opt.zero_grad(set_to_none=False)
-            loss.backward()
-            with torch.no_grad():
-                for p, m in pairs:
-                    p.grad.mul_(m)
-            opt.step()
-            with torch.no_grad():
-                for p, m in pairs:
-                    p.mul_(m)
-            losses.append(float(loss.detach()))
-            if not math.isfinite(losses[-1]) or len(losses) >= steps:
-                break
-        if not math.isfinite(losses[-1]):
-            losses += [float("nan")] * (steps - len(losses))
-        epoch += 1
+
+    def record(state: TrainState) -> None:
+        losses.append(float(state.loss))
+        state.stop = len(losses) >= steps or not math.isfinite(losses[-1])
+
+    loader = TensorLoader(td.data.train_x, td.data.train_y, batch_size=batch_size, shuffle=True, seed=seed)
+    ctx = prune_context(td, seed)
+    session = build_session(model, Masks(dict(masks)), lambda ps: torch.optim.Adam(ps, lr=lr),
+                            callbacks=[AfterStep(record)], ctx=ctx, epochs=math.ceil(steps / len(loader)),
+                            steps_per_epoch=len(loader))
+    fit(session, loader, ctx.loss_fn, check_loss=False)
+    losses += [float("nan")] * (steps - len(losses))
     return np.asarray(losses[:steps], dtype=np.float64)
 
 

@@ -110,7 +110,9 @@ def build_parser() -> Parser:
     m.add_argument("file", help="a masks.pt file")
 
     s = sub.add_parser("store", help="maintain the results store")
-    s.add_argument("action", choices=["rebuild", "check"])
+    s.add_argument("action", choices=["rebuild", "check", "migrate"],
+                   help="rebuild: recreate results.db from the run folders; check: do folders and rows agree; "
+                        "migrate: rewrite run folders of an older spec format (docs/results-schema.md)")
     s.add_argument("out", help="output folder")
 
     st = sub.add_parser("status", help="done / running / interrupted / failed / diverged / pending runs")
@@ -314,6 +316,14 @@ def cmd_store(args: argparse.Namespace) -> int:
                 raise output_error(out, exc) from None
             raise
         print(f"rebuilt {n.path} with {rows} runs from {out / 'runs'}")
+        return 0
+    if args.action == "migrate":
+        from benchmark.migrate import migrate
+
+        c = migrate(out)
+        print(f"migrated {c['migrated']} run folder(s) of spec format 1 in {out}; {c['already']} already had a "
+              f"folder under the new id (old copy removed); {c['unfinished']} unfinished left in place (rerun "
+              "their grid)")
         return 0
     problems = Store(out).check()
     for p in problems:

@@ -191,6 +191,10 @@ class Store:
             if folders[rid].get("status") != rows[rid].get("status") or \
                     folders[rid].get("finished_at") != rows[rid].get("finished_at"):
                 problems.append(f"{rid}: row differs from the run folder's result.json")
+        from benchmark.migrate import old_format_folders
+
+        problems += [f"{f.name}: spec.json has spec format 1 (its run id does not name the task); run "
+                     f"'sparsebench store migrate {self.out}' or re-run its grid" for f in old_format_folders(self.out)]
         return problems
 
 

@@ -70,6 +70,18 @@ class Session:
             cb.on_start(self.state)
 
 
+class AfterStep(Callback):
+    """Calls ``fn(state)`` after every optimiser step (after the other callbacks' ``after_step``); a true
+    return ends training (``state.stop``).  For recording per-step values (toys, loss curves)."""
+
+    def __init__(self, fn: Callable[[TrainState], bool | None]) -> None:
+        self.fn = fn
+
+    def after_step(self, state: TrainState) -> None:
+        if self.fn(state):
+            state.stop = True
+
+
 def build_session(model: nn.Module, masks: Masks | None,
                   optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer], *,
                   reparam: Any = None, pruner: Any = None, allocation: Any = None, sparsity: float = 0.0,
@@ -176,10 +188,13 @@ def fit(session: Session, train_batches: Iterable, loss_fn: LossFn, *, test_batc
             cb.on_epoch_start(state)
         t0 = time.perf_counter()
         losses.clear()
+        x = None
         for x, y in train_batches:
             run_step(state, callbacks, x, y, loss_fn, check if check_loss else None, autocast_dtype)
             if state.stop:
                 break
+        if x is not None and x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)   # the epoch time includes the queued GPU work
         train_time = time.perf_counter() - t0
         if state.stop:
             break

@@ -17,14 +17,10 @@ from benchmark.perf.timing import QUIET_LOAD, clock_name, load_average, machine,
 
 # (name, module, function returning a Markdown section); modules are imported lazily.
 SECTIONS = [
-    ("step", "benchmark.perf.step", "section"),
-    ("reparam", "benchmark.perf.reparam", "section"),
-    ("optim", "benchmark.perf.optim", "section"),
-    ("nanoadam", "benchmark.perf.nanoadam", "section"),
+    ("epoch", "benchmark.perf.epoch", "section"),
     ("maskfb", "benchmark.perf.maskfb", "section"),
     ("graphon", "graphon.bench", "section"),
     ("workers", "benchmark.perf.workers", "section"),
-    ("overhead", "benchmark.perf.overhead", "section"),
     ("memory", "benchmark.perf.memory", "section"),
     ("sparse", "benchmark.perf.sparse", "section"),
     ("flops", "benchmark.perf.flops", "section"),
@@ -105,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 COMMAND = ("Command: `make bench` (`python -m benchmark.perf --write docs/benchmarks.md`; `--quick` for a smoke "
-           "run; `--only step,reparam` re-measures those sections of an existing report in place). Every figure is "
+           "run; `--only epoch,memory` re-measures those sections of an existing report in place). Every figure is "
            "a ratio of two things timed side by side in one run, interleaved (rotating order) after a warm-up, "
            "median over rounds of the per-round ratio.")
 INCOMPLETE = ("**Incomplete: the suite is still running (or was stopped); the sections below are those measured "

@@ -2,9 +2,9 @@
 
 Each variant runs in its own fresh Python process (the peak resident set only grows, so the variants
 cannot share one; ``VmHWM`` of /proc/self/status, since ``ru_maxrss`` keeps the parent's peak across
-exec): import torch and the package, record the resident set, build the model, optimiser
-and — for the masked variant — the random 90 % masks and the :class:`pruners.MaskEnforcer` (masks kept
-as float tensors of the weights' dtype), train ``steps`` steps on a fixed batch, and report the peak
+exec): import torch and the package, record the resident set, build the session (model, optimiser
+and — for the masked variant — the random 90 % masks and the enforcer, which keeps the masks as float
+tensors of the weights' dtype), train ``steps`` steps on a fixed batch with ``fit``, and report the peak
 resident set.  Reported: the ratio of the whole processes' peaks and the ratio of the increments above
 the post-import baseline (the part the training itself adds).
 """
@@ -17,10 +17,11 @@ import sys
 WORKER = r"""
 import json, resource, sys
 import torch
+import torch.nn.functional as F
 torch.set_num_threads(1)
-from benchmark.perf.step import make_step
 from benchmark.tasks.models import MODELS
-from pruners import ALLOCATIONS, MaskEnforcer, prunable_parameters
+from pruners import ALLOCATIONS, prunable_parameters
+from pruners.session import build_session, fit
 model_name, variant, opt_name, batch, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 def rss_mb():
     with open("/proc/self/statm") as fh:
@@ -32,19 +33,15 @@ model = MODELS.get(model_name)(input_shape=shape, num_outputs=10)
 g = torch.Generator().manual_seed(1)
 x = torch.randn(batch, *shape, generator=g); y = torch.randint(0, 10, (batch,), generator=g)
 if opt_name == "sgd":
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    make_opt = lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=5e-4)
 else:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, fused=True)  # as the recipes
-enf = None
+    make_opt = lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.01, fused=True)  # as the recipes
+masks = None
 if variant == "masked":
     scores = {n: torch.rand(p.shape, generator=g) for n, p in prunable_parameters(model).items()}
     masks = ALLOCATIONS.get("uniform")().masks(scores, 0.1)
-    enf = MaskEnforcer.for_model(model, masks)
     del scores
-    enf.apply_weights()
-step = make_step(model, opt, x, y, enf)
-for _ in range(steps):
-    step()
+fit(build_session(model, masks, make_opt, steps_per_epoch=steps), [(x, y)] * steps, F.cross_entropy)
 # VmHWM: this process's peak resident set (ru_maxrss would also carry the parent's peak across exec)
 with open("/proc/self/status") as fh:
     peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
@@ -82,7 +79,7 @@ def section(quick: bool = False) -> str:
                      f"**{r['masked_peak'] / r['dense_peak']:.3f}** | {r['dense_inc']:.1f} | {r['masked_inc']:.1f} | "
                      f"{r['masked_inc'] / r['dense_inc']:.2f} |")
     lines += ["", "The enforcer keeps one float mask per pruned weight tensor (the weights' size again: "
-              "4 bytes per weight; plus the same mask as packed bits, 1/8 byte per weight, on the CPU); a dense run holds the weights, gradients and 1 (SGD momentum) or 2 (Adam) "
+              "4 bytes per weight); a dense run holds the weights, gradients and 1 (SGD momentum) or 2 (Adam) "
               "state tensors of the same size plus the activations, so the masks add at most 1/3 (SGD) or 1/4 "
               "(AdamW) of the parameter-sized memory and much less of the whole process.", ""]
     return "\n".join(lines)

@@ -4,7 +4,7 @@
 :func:`pruners.session.fit`, so a reparam's step (PILoT's α schedule, Sign-In's reset, the weight-decay
 switch-off, HAM's mirror step, steepest descent) is the project's code and not a re-implementation.
 The toys run thousands of one-step epochs without run folders or evaluation; what they record per step
-is a :class:`Probe`.
+is a probe called after every step.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from pruners import Callback, Masks, TrainState
-from pruners.session import Session, build_session, fit
+from pruners.session import AfterStep, Session, build_session, fit
 
 
 def sparse_regression(**kwargs: object) -> tuple[Tensor, Tensor, Tensor]:
@@ -52,18 +52,6 @@ def diagonal_init(n: int, seed: int, scale: float, depth: int = 1, init: str = "
     return MODELS.get("diagonal")((n,), 1, depth=depth, init=init, scale=scale, **kw).double()
 
 
-class Probe(Callback):
-    """Calls ``fn(state, steps_done)`` after every optimiser step (after the other callbacks' ``after_step``);
-    a true return ends training (``state.stop``)."""
-
-    def __init__(self, fn: Callable[[TrainState, int], bool | None]) -> None:
-        self.fn = fn
-
-    def after_step(self, state: TrainState) -> None:
-        if self.fn(state, state.step + 1):
-            state.stop = True
-
-
 def train_toy(model: nn.Module, reparam, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
               batch: tuple[Tensor, Tensor], loss_fn: Callable[[Tensor, Tensor], Tensor], steps: int, *,
               steps_per_epoch: int = 1, callbacks: Sequence[Callback] = (), masks: Masks | None = None,
@@ -71,11 +59,11 @@ def train_toy(model: nn.Module, reparam, make_optimizer: Callable[[list[nn.Param
               probe: Callable[[TrainState, int], bool | None] | None = None) -> Session:
     """Full-batch training of a toy on ``batch`` for ``steps`` steps through the suite's session and loop
     (:func:`pruners.session.build_session`, :func:`pruners.session.fit`): the reparam's callbacks, then
-    ``callbacks``, then ``probe`` (:class:`Probe`; it may stop early).  ``steps_per_epoch`` is the unit of
+    ``callbacks``, then ``probe(state, steps_done)`` after every step (a true return stops training).  ``steps_per_epoch`` is the unit of
     the reparams' schedules (Sign-In's reset period, PILoT's α decay).  The loss is not checked for
     divergence (a toy records what happens).  Returns the session (its state holds the step count)."""
     session = build_session(model, masks, make_optimizer, reparam=reparam, scheduler=scheduler,
-                            callbacks=[*callbacks, *([Probe(probe)] if probe is not None else [])],
+                            callbacks=[*callbacks, *([AfterStep(lambda s: probe(s, s.step + 1))] if probe else [])],
                             epochs=steps // steps_per_epoch, steps_per_epoch=steps_per_epoch)
     fit(session, [batch] * steps_per_epoch, loss_fn, check_loss=False)
     return session

@@ -154,11 +154,12 @@ def test_stateful_schedules_resume_identically(tmp_path, monkeypatch, pruner, ar
     assert n_epochs >= 2
 
     # kill after epoch 1's checkpoint: raise KeyboardInterrupt at the first step of epoch 2
-    import benchmark.train as train_mod
+    import pruners.session as session_mod
 
-    real_train = train_mod.train
+    real_fit = session_mod.fit
 
-    def killing_train(state, *a, **kw):
+    def killing_fit(session, *a, **kw):
+        state = session.state
         orig_step = state.optimizer.step
 
         def step(*sa, **skw):
@@ -168,13 +169,13 @@ def test_stateful_schedules_resume_identically(tmp_path, monkeypatch, pruner, ar
 
         state.optimizer.step = step
         try:
-            return real_train(state, *a, **kw)
+            return real_fit(session, *a, **kw)
         finally:
             state.optimizer.step = orig_step
 
     import benchmark.runner as runner_mod
 
-    monkeypatch.setattr(runner_mod, "train", killing_train)
+    monkeypatch.setattr(runner_mod, "fit", killing_fit)
     out = tmp_path / "killed"
     monkeypatch.setenv(KILL_ENV, "1")
     with pytest.raises(KeyboardInterrupt):

@@ -86,15 +86,14 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 
 def test_missing_dataset_is_one_line_before_anything_runs(tmp_path, capsys, monkeypatch):
-    import benchmark.runner as runner
     import benchmark.tasks.datasets as ds
 
     monkeypatch.setenv("SPARSEBENCH_DATA", str(tmp_path / "nodata"))
     monkeypatch.setattr(ds, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
-    runner._cached_data.cache_clear()
+    ds._cached.cache_clear()
     grid = write(tmp_path, GOOD.replace('"digits-mlp"', '"fmnist-lenet300"'))
     rc, _, err = run_cli(["run", grid, "--out", tmp_path / "out"], capsys)
-    runner._cached_data.cache_clear()
+    ds._cached.cache_clear()
     assert rc == 2 and "Fashion-MNIST not found" in err and "dataset-fashion-mnist" in err
     assert not (tmp_path / "out").exists()
 

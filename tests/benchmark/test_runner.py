@@ -73,7 +73,8 @@ def test_a_run_that_raises_is_recorded_as_failed_with_traceback(tmp_path, monkey
 def test_final_metrics_are_those_of_the_saved_model(tmp_path):
     """A change after the last epoch's evaluation (here a one-shot prune at the end) is evaluated."""
     from benchmark.tasks import get_task, load_data, make_loaders
-    from benchmark.train import evaluate, loss_function
+    from benchmark.train import loss_function
+    from pruners.session import evaluate
     from benchmark.tasks.base import Recipe
     from pruners.registry import build_config
 

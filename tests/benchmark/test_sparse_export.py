@@ -83,8 +83,9 @@ def test_runner_records_sparse_speedup_only_when_asked(tmp_path):
     plain = make_spec("digits-mlp", pruner="random", sparsity=0.9, allocation="uniform", recipe=recipe)
     asked = make_spec("digits-mlp", pruner="random", sparsity=0.9, allocation="uniform", recipe=recipe,
                       analysis={"sparse_latency": True})
-    # the key is left out of the spec at its default, so earlier run ids stay valid
-    assert "sparse_latency" not in plain.analysis and asked.run_id != plain.run_id
+    # spec.json records the key; at its default it is left out of the hash (as every default)
+    assert plain.analysis["sparse_latency"] is False and "analysis" not in plain.hashed_dict()
+    assert asked.run_id != plain.run_id
     r0 = execute(plain, tmp_path)
     r1 = execute(asked, tmp_path)
     assert r0["status"] == r1["status"] == "ok", (r0["reason"], r1["reason"])

@@ -14,8 +14,11 @@ def test_spec_resolves_defaults_and_hashes_canonically():
                   recipe={"epochs": a.recipe["epochs"]})  # stating a default does not change the id
     assert a.run_id == b.run_id and len(a.run_id) == 16
     d = json.loads(a.canonical_json())
-    assert d["recipe"]["batch_size"] == a.recipe["batch_size"]  # defaults are part of the identity
-    assert d["allocation_args"] == {"dense_first": False, "dense_last": False}
+    assert d["recipe"]["batch_size"] == a.recipe["batch_size"] == 64   # differs from Recipe's default: hashed
+    assert "lr" not in d["recipe"] and a.recipe["lr"] == 0.1           # at Recipe's default: left out of the hash
+    assert "allocation_args" not in d and a.to_dict()["allocation_args"] == {"dense_first": False, "dense_last": False}
+    assert d["dataset"] == "digits" and d["model"] == "mlp" and d["model_args"] == {"hidden": [128, 64]}
+    assert d["versions"] == {"pruner": "1", "allocation": "1", "reparam": "1", "recipe": "1"}
     assert make_spec("digits-mlp", "random", 0.9, seed=2, allocation="uniform").run_id != a.run_id
     assert make_spec("digits-mlp", "random", 0.9, seed=1, allocation="uniform",
                      recipe={"lr": 0.05}).run_id != a.run_id
@@ -112,3 +115,123 @@ def test_a_pruner_entry_can_restrict_its_reparams():
     assert pairs == {("random", "none"), ("magnitude", "none"), ("magnitude", "ham")}
     with pytest.raises(ConfigError, match="not a \\[\\[reparams\\]\\] entry"):
         expand_grid(grid(pruners=[{"name": "random", "reparams": ["signin"]}]))
+
+
+# --- complete identity (issue 18): the run id names the whole run ------------------------------------------
+@pytest.fixture
+def edited_task(monkeypatch):
+    """Replace the registered digits-mlp task by a copy with some fields changed (restored afterwards)."""
+    import dataclasses
+
+    from benchmark.tasks import TASKS
+
+    original = TASKS.get("digits-mlp")
+
+    def edit(**changes):
+        task = dataclasses.replace(original, **changes)
+        monkeypatch.setitem(TASKS._entries, "digits-mlp", task)
+        return task
+    return original, edit
+
+
+@pytest.mark.parametrize("change", [
+    {"model_args": {"hidden": [128, 32]}},
+    {"dataset_args": {"data_seed": 1}},
+    {"model": "lenet5"},
+])
+def test_changing_a_task_field_changes_the_run_id(edited_task, change):
+    original, edit = edited_task
+    before = make_spec("digits-mlp", "random", 0.9, allocation="uniform").run_id
+    edit(**change)
+    assert make_spec("digits-mlp", "random", 0.9, allocation="uniform").run_id != before
+
+
+def test_changing_any_recipe_field_of_a_task_changes_the_run_id(edited_task):
+    import dataclasses
+
+    original, edit = edited_task
+    before = make_spec("digits-mlp", "dense").run_id
+    changed = {"epochs": 3, "batch_size": 32, "optimizer": "adamw", "lr": 0.5, "momentum": 0.5, "nesterov": True,
+               "betas": (0.8, 0.9), "weight_decay": 0.0, "lr_schedule": "constant", "milestones": (0.5,),
+               "gamma": 0.5, "warmup_epochs": 1.0, "label_smoothing": 0.1, "eval_batch_size": 10,
+               "max_train_batches": 2, "loss": "mse", "eval_every": 2}
+    assert set(changed) == {f.name for f in dataclasses.fields(original.recipe)}   # every field is tried
+    ids = set()
+    for key, value in changed.items():
+        edit(recipe=dataclasses.replace(original.recipe, **{key: value}))
+        ids.add(make_spec("digits-mlp", "dense").run_id)
+    assert before not in ids and len(ids) == len(changed)
+
+
+def test_a_class_version_changes_the_run_id(monkeypatch):
+    from pruners import ALLOCATIONS, PRUNERS
+    from reparam import REPARAMS
+
+    spec = lambda: make_spec("digits-mlp", "random", 0.9, allocation="erk", reparam="signin")  # noqa: E731
+    ids = {spec().run_id}
+    for cls in (PRUNERS.get("random"), ALLOCATIONS.get("erk"), REPARAMS.get("signin")):
+        monkeypatch.setattr(cls, "version", "2")
+        ids.add(spec().run_id)
+    assert len(ids) == 4
+    assert spec().versions == {"pruner": "2", "allocation": "2", "reparam": "2", "recipe": "1"}
+
+
+def test_a_plugin_version_changes_the_run_id(tmp_path):
+    from pruners import plugins
+
+    body = """
+from dataclasses import dataclass
+from pruners import Pruner, register_pruner, prunable_parameters
+
+@register_pruner("versioned")
+@dataclass
+class Versioned(Pruner):
+    version = "{v}"
+    def scores(self, model, ctx):
+        return {{n: p.detach().abs() for n, p in prunable_parameters(model).items()}}
+"""
+    ids = []
+    for v in ("1.0", "1.1"):
+        path = tmp_path / f"v{v.replace('.', '')}.py"
+        path.write_text(body.format(v=v), encoding="utf-8")
+        plugins.load_plugin(str(path))
+        try:
+            ids.append(make_spec("digits-mlp", "versioned", 0.5).run_id)
+        finally:
+            plugins.unload_plugin(str(path))
+    assert ids[0] != ids[1]
+
+
+def test_adding_a_defaulted_hyperparameter_keeps_the_run_id(monkeypatch):
+    """OpenLTH's rule: a field at its default is not hashed, so a new hyperparameter with a default
+    leaves every stored id valid (spec.json still records it)."""
+    import dataclasses
+
+    from pruners import PRUNERS
+    from pruners.basic import Random as RandomPruner
+
+    before = make_spec("digits-mlp", "random", 0.9, allocation="uniform")
+
+    @dataclasses.dataclass
+    class RandomWithNewKnob(RandomPruner):
+        new_knob: float = 0.25
+
+    monkeypatch.setitem(PRUNERS._entries, "random", RandomWithNewKnob)
+    after = make_spec("digits-mlp", "random", 0.9, allocation="uniform")
+    assert after.run_id == before.run_id
+    assert after.to_dict()["pruner_args"]["new_knob"] == 0.25
+    assert make_spec("digits-mlp", "random", 0.9, allocation="uniform",
+                     pruner_args={"new_knob": 0.5}).run_id != before.run_id
+
+
+def test_a_stored_spec_keeps_its_task_fields(edited_task):
+    original, edit = edited_task
+    a = make_spec("digits-mlp", "magnitude", 0.5)
+    edit(model_args={"hidden": [16]})
+    b = RunSpec.from_dict(a.to_dict())   # re-validated as recorded, not re-resolved from today's catalogue
+    assert b == a and b.model_args == {"hidden": [128, 64]}
+    old = {k: v for k, v in a.to_dict().items() if k not in ("dataset", "model", "dataset_args", "model_args",
+                                                               "versions")}
+    old["spec_version"] = 1
+    with pytest.raises(ConfigError, match="store migrate"):
+        RunSpec.from_dict(old)
