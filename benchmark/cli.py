@@ -151,10 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     checkpoint_every()  # a bad $SPARSEBENCH_CHECKPOINT_EVERY is refused before anything is written
     _check_data(grid.specs)
     ensure_writable(Path(args.out))
-    if args.plugin:  # workers of every executor import the plugins too
-        from benchmark.executors.base import WORKER_IMPORTS
-
-        WORKER_IMPORTS[:] = [str(Path(t).absolute()) if Path(t).is_file() else t for t in args.plugin]
     report = run_grid(grid.specs, args.out, executor, grid=grid.name, retry_failed=args.retry_failed,
                       progress=not args.no_progress, resources=grid.resources)
     if report.detached:

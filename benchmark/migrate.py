@@ -16,36 +16,14 @@ import json
 import shutil
 from pathlib import Path
 
-from benchmark.runfolder import RESULT, atomic_write_json, read_result, run_dir, runs_dir
+from benchmark.runfolder import RESULT, atomic_write_json, old_format_folders, read_result, run_dir, runs_dir
 from benchmark.spec import RunSpec
-
-OLD_FORMAT = 1
-
-
-def spec_format(folder: Path) -> int | None:
-    """The ``spec_version`` of a run folder's spec.json (``None`` when it has none or it is unreadable)."""
-    try:
-        spec = json.loads((Path(folder) / "spec.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return spec.get("spec_version", OLD_FORMAT) if isinstance(spec, dict) else None
-
-
-def old_format_folders(out: Path) -> list[Path]:
-    """Run folders under ``out`` whose spec.json is of format 1."""
-    root = runs_dir(Path(out))
-    if not root.is_dir():
-        return []
-    return [f for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith(".")
-            and spec_format(f) == OLD_FORMAT]
-
+from benchmark.store import Store
 
 def migrate(out: Path) -> dict[str, int]:
     """Migrate every finished format-1 run folder of ``out`` (see the module docstring); returns counts
     of ``migrated``, ``already`` (the new id already had a finished folder: the old one is removed) and
     ``unfinished`` (left in place).  The store is rebuilt from the folders afterwards."""
-    from benchmark.store import Store
-
     out = Path(out)
     counts = {"migrated": 0, "already": 0, "unfinished": 0}
     for folder in old_format_folders(out):

@@ -230,6 +230,27 @@ def iter_results(out: Path) -> Iterator[dict]:
                 yield rec
 
 
+OLD_FORMAT = 1   # spec format before the run id named the task (``sparsebench store migrate``)
+
+
+def spec_format(folder: Path) -> int | None:
+    """The ``spec_version`` of a run folder's spec.json (``None`` when it has none or it is unreadable)."""
+    try:
+        spec = json.loads((Path(folder) / "spec.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return spec.get("spec_version", OLD_FORMAT) if isinstance(spec, dict) else None
+
+
+def old_format_folders(out: Path) -> list[Path]:
+    """Run folders under ``out`` whose spec.json is of format 1."""
+    root = runs_dir(Path(out))
+    if not root.is_dir():
+        return []
+    return [f for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith(".")
+            and spec_format(f) == OLD_FORMAT]
+
+
 def reset_unfinished(folder: Path) -> None:
     """Remove a run folder that has no result (a run killed before it finished)."""
     folder = Path(folder)

@@ -13,7 +13,7 @@ SCHEMA_VERSION = 3
 
 # (name, SQLite type, unit, description). JSON columns hold JSON text.
 COLUMNS: list[tuple[str, str, str, str]] = [
-    ("run_id", "TEXT", "", "SHA-256 (16 hex) of the canonical spec JSON; primary key"),
+    ("run_id", "TEXT", "", "SHA-256 (16 hex) of the hashed spec JSON (fields at their class defaults left out; see above); primary key"),
     ("status", "TEXT", "", "ok | diverged | failed"),
     ("reason", "TEXT", "", "why a run failed or diverged (empty when ok)"),
     ("grid", "TEXT", "", "name of the grid that last ran it"),
@@ -65,7 +65,7 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("versions", "JSON", "", "python / torch / sparsebench versions and torch_threads (intra-op threads of the run)"),
     ("started_at", "TEXT", "UTC ISO 8601", "start time"),
     ("finished_at", "TEXT", "UTC ISO 8601", "end time"),
-    ("spec", "JSON", "", "the canonical spec"),
+    ("spec", "JSON", "", "the whole spec as in spec.json (spec format 2: task, dataset, model and their args, recipe, hyperparameters, class versions)"),
 ]
 
 COLUMN_NAMES = [c[0] for c in COLUMNS]

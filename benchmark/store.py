@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from benchmark.runfolder import is_output_error, iter_results, output_error
+from benchmark.runfolder import is_output_error, iter_results, old_format_folders, output_error
 from benchmark.schema import COLUMN_NAMES, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION
 from pruners.registry import ConfigError
 
@@ -191,8 +191,6 @@ class Store:
             if folders[rid].get("status") != rows[rid].get("status") or \
                     folders[rid].get("finished_at") != rows[rid].get("finished_at"):
                 problems.append(f"{rid}: row differs from the run folder's result.json")
-        from benchmark.migrate import old_format_folders
-
         problems += [f"{f.name}: spec.json has spec format 1 (its run id does not name the task); run "
                      f"'sparsebench store migrate {self.out}' or re-run its grid" for f in old_format_folders(self.out)]
         return problems

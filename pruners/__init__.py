@@ -5,6 +5,7 @@ Import names: ``Masks``, ``Pruner``, ``register_pruner``, ``PRUNERS``, ``ALLOCAT
 Importing this package registers the built-in pruners.
 """
 from pruners.registry import ConfigError, Registry
+from pruners import plugins as _plugins  # noqa: F401  (installs plugin discovery in every registry)
 from pruners.masks import Masks, prunable_parameters
 from pruners.hooks import Callback, PruneContext, TrainState
 from pruners.allocation import ALLOCATIONS, Allocation, register_allocation

@@ -47,7 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable, Iterator
 
-from pruners.registry import REGISTRIES, ConfigError, Registry, registering_as
+from pruners.registry import DISCOVERERS, REGISTRIES, ConfigError, Registry, registering_as
 
 ENV_VAR = "SPARSEBENCH_PLUGINS"
 _MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -392,6 +392,9 @@ def discover(registry: Registry) -> None:
                 _load_entry_point(registry, ep)
     finally:
         _DISCOVERING = False
+
+
+DISCOVERERS.append(discover)
 
 
 def rescan_entry_points() -> None:

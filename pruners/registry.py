@@ -45,6 +45,10 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
+#: Functions ``fn(registry)`` run by every registry lookup; ``pruners.plugins`` adds its loader on import.
+DISCOVERERS: list[Callable[["Registry"], None]] = []
+
+
 class Registry(Generic[T]):
     """A named collection of classes (or factories) of one kind.
 
@@ -95,10 +99,10 @@ class Registry(Generic[T]):
 
     def discover(self) -> None:
         """Load plugins: the entry points of this registry's group (once per process) and the
-        targets listed in ``$SPARSEBENCH_PLUGINS`` (each once; see ``pruners.plugins``)."""
-        from pruners.plugins import discover  # lazy: plugins imports this module
-
-        discover(self)
+        targets listed in ``$SPARSEBENCH_PLUGINS`` (each once), through the loader that
+        ``pruners.plugins`` installs in :data:`DISCOVERERS` (this module does not import it)."""
+        for fn in DISCOVERERS:
+            fn(self)
 
     def get(self, name: str) -> T:
         self.discover()

@@ -16,13 +16,14 @@ Adding an executor (e.g. Dask) is one class registered with ``@EXECUTORS.registe
 implements :meth:`Executor.run` and lists the ``sparsebench run`` options it accepts in
 ``cli_options`` (the CLI refuses an executor-specific option given to another executor).
 
-Workers import the modules named in ``$SPARSEBENCH_WORKER_IMPORTS`` (``os.pathsep``-separated module
-names or ``.py`` files) plus :data:`WORKER_IMPORTS` before running a spec, so pruners / reparams
-registered by plugins in the driver are registered in every worker too.
+Plugins reach workers through one channel: the driver's plugin targets (``--plugin``, recorded in
+``$SPARSEBENCH_PLUGINS`` by :func:`pruners.plugins.load_plugins`).  Local workers inherit the variable;
+Ray tasks and Slurm jobs get the same list as an argument (:func:`worker_imports`) and load it before
+running a spec, so pruners / reparams registered by plugins in the driver are registered in every
+worker too.  Installed entry points are discovered by every process on its first registry lookup.
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -35,9 +36,6 @@ from pruners.registry import Registry
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
 
-#: Modules (names or .py paths) every worker imports before it runs a spec (plugins register here).
-WORKER_IMPORTS: list[str] = []
-IMPORTS_ENV = "SPARSEBENCH_WORKER_IMPORTS"
 
 
 class Executor(ABC):
@@ -66,21 +64,18 @@ class Executor(ABC):
 
 
 def worker_imports() -> list[str]:
-    env = [m for m in os.environ.get(IMPORTS_ENV, "").split(os.pathsep) if m]
-    return list(dict.fromkeys([*WORKER_IMPORTS, *env]))
+    """The driver's plugin targets, for workers that do not inherit its environment (Ray, Slurm)."""
+    from pruners.plugins import env_targets
+
+    return env_targets()
 
 
 def load_worker_imports(names: list[str] | None = None) -> None:
-    """Load each plugin target (module name or ``.py`` file) once, through the plugin loader.
+    """Load the driver's plugin targets in a worker (each once: ``pruners.plugins.load_plugin`` keys
+    files by absolute path and modules by name)."""
+    from pruners.plugins import load_plugins
 
-    ``pruners.plugins.load_plugin`` keys files by absolute path and reuses a module already imported
-    under another name, so a plugin the driver loaded (and that ``$SPARSEBENCH_PLUGINS`` already
-    makes every worker load) is never executed twice.
-    """
-    from pruners.plugins import load_plugin
-
-    for name in names if names is not None else worker_imports():
-        load_plugin(name)
+    load_plugins(names if names is not None else worker_imports())
 
 
 class RunTimeLimit(BaseException):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.executors.base import IMPORTS_ENV, load_worker_imports
+from pruners.plugins import ENV_VAR, load_plugins
 
 FAULTY = Path(__file__).with_name("faulty_plugin.py")
 
@@ -14,7 +14,7 @@ FAULTY = Path(__file__).with_name("faulty_plugin.py")
 def faulty(monkeypatch):
     """The test-only plugin whose pruners fail on purpose (worker death, raise, OOM, hang), loaded in
     the driver and handed to workers through the environment."""
-    monkeypatch.setenv(IMPORTS_ENV, str(FAULTY))
-    load_worker_imports([str(FAULTY)])
+    monkeypatch.setenv(ENV_VAR, str(FAULTY))
+    load_plugins([str(FAULTY)])
     return FAULTY
 

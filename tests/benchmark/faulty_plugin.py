@@ -1,5 +1,5 @@
 """Test-only pruner plugin (tests/benchmark/test_faults.py, test_executors.py): magnitude scores, or a
-fault chosen by ``mode``; loaded by workers through $SPARSEBENCH_WORKER_IMPORTS."""
+fault chosen by ``mode``; loaded by workers through $SPARSEBENCH_PLUGINS."""
 import os
 import time
 from dataclasses import dataclass

@@ -2,7 +2,7 @@
 store survives concurrent writers, deletion and corruption; a full disk stops the grid with one line.
 
 The faulty behaviour comes from a test-only pruner defined in a small module file that the local
-pool's workers import (``$SPARSEBENCH_WORKER_IMPORTS``), switched on per spec through its ``mode``
+pool's workers import (``$SPARSEBENCH_PLUGINS``), switched on per spec through its ``mode``
 hyperparameter: ``exit`` (``os._exit(3)`` in scores, only while a marker file exists), ``raise``,
 ``oom`` (MemoryError), ``oom-torch`` (torch.OutOfMemoryError) and ``sleep`` (past the time limit).
 """
