@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pruners.registry import ConfigError
+from pruners.registry import ConfigError, did_you_mean
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -88,6 +89,8 @@ def build_parser() -> Parser:
     r.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     r.add_argument("--no-progress", action="store_true", help="no progress bar (live lines only)")
     r.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    r.add_argument("--task", action="append", default=[], metavar="TASK",
+                   help="run only this task's part of the grid (repeatable); the rest stays pending")
     r.add_argument("--plugin", action="append", default=[], metavar="TARGET",
                    help="load pruners from a .py file or package.module first (repeatable; docs/plugins.md)")
 
@@ -98,6 +101,8 @@ def build_parser() -> Parser:
     t.add_argument("--out", default="results", help="output folder of the runs")
     t.add_argument("--format", default="plain", choices=["plain", "md", "csv", "latex"])
     t.add_argument("--task", default=None, help="only this task")
+    t.add_argument("--gains", action="store_true",
+                   help="paired gain of each reparam over the same method with plain weights (95 %% t-interval over seeds)")
 
     lb = sub.add_parser("leaderboard", help="build or serve the static leaderboard site")
     lb.add_argument("action", choices=["build", "serve"])
@@ -141,6 +146,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         # read and its datasets are loaded here.  Nothing is written before _check_data has passed.
         executor = _build_executor(args, _check_device(args.device))
     grid = _grid_with_plugins(args.grid, args.plugin) if args.plugin else load_grid(args.grid)
+    if args.task:
+        tasks = {s.task for s in grid.specs}
+        for t in args.task:
+            if t not in tasks:
+                raise ConfigError(f"--task {t!r} is not a task of {args.grid}{did_you_mean(t, sorted(tasks))}; "
+                                  f"its tasks: {', '.join(sorted(tasks))}")
+        grid = replace(grid, specs=[s for s in grid.specs if s.task in args.task])
     if args.dry_run:
         for spec in grid.specs:
             print(f"{spec.run_id}  {spec.label()}")
@@ -174,8 +186,6 @@ def _build_executor(args: argparse.Namespace, device: str):
     from benchmark.executors import EXECUTORS
 
     if args.executor not in EXECUTORS:
-        from pruners.registry import did_you_mean
-
         raise ConfigError(f"unknown executor {args.executor!r}{did_you_mean(args.executor, EXECUTORS.names())}; "
                           f"use --executor {' / '.join(EXECUTORS.names())}")
     cls = EXECUTORS.get(args.executor)
@@ -239,19 +249,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 @command("table")
 def cmd_table(args: argparse.Namespace) -> int:
     from benchmark.store import results
-    from leaderboard.table import aggregate, format_table
+    from leaderboard.table import aggregate, format_table, paired_gains
 
     df = results(args.out)
     if args.task is not None:
         if args.task not in set(df["task"]):
-            from pruners.registry import did_you_mean
             raise ConfigError(f"no results for task {args.task!r} in {args.out}"
                               f"{did_you_mean(args.task, sorted(set(df['task'])))}")
         df = df[df["task"] == args.task]
     if df.empty:
         print(f"no results yet in {args.out}")
         return 0
-    print(format_table(aggregate(df), args.format))
+    print(format_table(paired_gains(df), args.format, gains=True) if args.gains
+          else format_table(aggregate(df), args.format))
     return 0
 
 

@@ -34,7 +34,6 @@ class GridReport:
 
 def format_line(rec: dict) -> str:
     """The live line printed when a run finishes."""
-    spec = rec.get("spec") or {}
     label = f"{rec.get('task')} {rec.get('pruner')}"
     if rec.get("reparam") not in (None, "none"):
         label += f"+{rec['reparam']}"

@@ -13,6 +13,8 @@ Format (see grids/quick.toml and docs/grids.md)::
     epochs = 3
     [task_recipe.fmnist-lenet300]  # overrides for one task (applied after [recipe])
     max_train_batches = 200
+    dataset_args = { validation = 10000 }   # merged into every task's dataset arguments (e.g. a
+                                            # held-out validation split for a hyperparameter sweep)
 
     [[pruners]]
     name = "random"
@@ -20,11 +22,13 @@ Format (see grids/quick.toml and docs/grids.md)::
     allocation_args = {}
     args = {}                            # hyperparameters
     sparsities = [0.9]                   # optional: replaces the grid's sparsities for this entry
-    reparams = ["none", "signin"]        # optional: only these [[reparams]] entries (by name)
+    reparams = ["none", "signin"]        # optional: only these [[reparams]] entries (by name or id)
 
     [[reparams]]                         # optional; default: one entry "none"
     name = "none"
     args = {}
+    id = "plain"                         # optional: lets a pruner pick this entry among several of
+                                         # one name (e.g. a HAM alpha chosen per base method)
 
     [resources]                          # optional: what each run needs (Ray / Slurm schedule by it)
     cpus = 1                             # CPU cores per run (> 0)
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.spec import RunSpec, make_spec
+from benchmark.tasks import get_task
 from pruners import PRUNERS
 from pruners.registry import ConfigError, did_you_mean
 
@@ -53,11 +58,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe",
+TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe", "dataset_args",
             "pruners", "reparams", "resources", "task_resources"}
 RESOURCE_KEYS = {"cpus", "gpus"}
 PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "sparsities", "reparams"}
-REPARAM_KEYS = {"name", "args"}
+REPARAM_KEYS = {"name", "args", "id"}
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
     recipe = _table(raw.get("recipe"), f"{where}: recipe")
     task_recipe = _table(raw.get("task_recipe"), f"{where}: task_recipe")
     analysis = _table(raw.get("analysis"), f"{where}: analysis")
+    dataset_args = _table(raw.get("dataset_args"), f"{where}: dataset_args")
     base_resources = _resources(raw.get("resources"), f"{where}: resources", Resources())
     task_resources = {}
     for t, value in _table(raw.get("task_resources"), f"{where}: task_resources").items():
@@ -174,10 +180,10 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
         p_sparsities = _list(p.get("sparsities", sparsities), f"{pw}.sparsities", (int, float))
         if not pcls.uses_sparsity:
             p_sparsities, allocations = [0.0], ["global"]
-        # optional: restrict this pruner to some of the grid's [[reparams]] entries (by name)
+        # optional: restrict this pruner to some of the grid's [[reparams]] entries (by name or id)
         only = _list(p["reparams"], f"{pw}.reparams", str) if "reparams" in p else None
         if only is not None:
-            names = [r.get("name") for r in reparam_entries if isinstance(r, dict)]
+            names = [k for r in reparam_entries if isinstance(r, dict) for k in (r.get("name"), r.get("id")) if k]
             for n in only:
                 if n not in names:
                     raise ConfigError(f"{pw}.reparams names {n!r}, which is not a [[reparams]] entry of the grid "
@@ -189,7 +195,7 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
             _unknown(set(r), REPARAM_KEYS, rw)
             if "name" not in r or not isinstance(r["name"], str):
                 raise ConfigError(f"{rw} needs name = \"<reparam>\"; run 'sparsebench list reparams'")
-            if only is not None and r["name"] not in only:
+            if only is not None and r["name"] not in only and r.get("id") not in only:
                 continue
             for task in tasks:
                 rec = {**recipe, **task_recipe.get(task, {})}
@@ -203,7 +209,9 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
                                                  allocation_args=_table(p.get("allocation_args"),
                                                                         f"{pw}.allocation_args"),
                                                  reparam_args=_table(r.get("args"), f"{rw}.args"),
-                                                 recipe=rec, analysis=analysis)
+                                                 recipe=rec, analysis=analysis,
+                                                 dataset_args={**get_task(task).dataset_args, **dataset_args}
+                                                 if dataset_args else None)
                             except ConfigError as exc:
                                 raise ConfigError(f"{where}: {exc}") from None
                             if spec.run_id not in seen:

@@ -10,12 +10,12 @@ add it through ``TrainState.extra_train_flops``.
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from pruners import Callback, Masks, TrainState, prunable_parameters
+from pruners import Callback, Masks, TrainState
 from pruners.masks import PRUNABLE_MODULES
 
 
@@ -143,6 +143,32 @@ class SignFlipTracker(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.init_signs = state["init_signs"]
+
+
+class AnytimeAccuracy(Callback):
+    """Test top-1 at fixed optimiser-step counts (the recipe's ``eval_at_steps``), so that an
+    early-training gain is reported as what it is (issue 20, "anytime accuracy").
+
+    ``evaluate_fn()`` returns :func:`pruners.session.evaluate`'s metrics of the current model; it is
+    called right after the step whose count is listed (evaluation mode, no gradient, no RNG drawn, so
+    the training it interrupts is unchanged).  Steps past the end of training are not recorded.
+    """
+
+    def __init__(self, steps: Sequence[int], evaluate_fn: Callable[[], Mapping[str, float]]) -> None:
+        self.steps = frozenset(int(s) for s in steps)
+        self.evaluate_fn = evaluate_fn
+        self.top1: dict[int, float] = {}
+
+    def after_step(self, state: TrainState) -> None:
+        done = state.step + 1  # optimiser steps finished (the loop counts the step after the callbacks)
+        if done in self.steps:
+            self.top1[done] = float(self.evaluate_fn().get("test_top1", float("nan")))
+
+    def state_dict(self) -> dict:
+        return {"top1": dict(self.top1)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.top1 = {int(k): float(v) for k, v in state["top1"].items()}
 
 
 def forward_backward_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor,

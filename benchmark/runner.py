@@ -220,6 +220,7 @@ class Built:
     macs: dict
     flops: Any
     flips: Any
+    anytime: Any
 
 
 def _prune_batches(data: Any, train_loader: Any, seed: int, batch_size: int, device: torch.device):
@@ -246,7 +247,7 @@ def _prune_batches(data: Any, train_loader: Any, seed: int, batch_size: int, dev
 
 def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
     """spec → seed → task data and model → initial masks (timed) → the training session."""
-    from benchmark.metrics import FlopsTracker, SignFlipTracker, forward_backward_seconds, layer_macs
+    from benchmark.metrics import AnytimeAccuracy, FlopsTracker, SignFlipTracker, forward_backward_seconds, layer_macs
     from benchmark.tasks import build_model, cached_data, make_loaders
     from benchmark.tasks.base import Recipe
 
@@ -285,15 +286,17 @@ def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
     steps_per_epoch = len(train_loader)
     flops = FlopsTracker(macs)
     flips = SignFlipTracker(lambda: reparam.effective_weights(model))
+    classification = data.info.task_type == "classification"
+    anytime = AnytimeAccuracy(recipe.eval_at_steps, lambda: evaluate(model, test_loader, loss_fn, classification))
     session = build_session(
         model, masks, lambda params: build_optimizer(params, recipe), reparam=reparam, pruner=pruner,
-        allocation=allocation, sparsity=spec.sparsity, callbacks=[flops, flips], ctx=ctx,
+        allocation=allocation, sparsity=spec.sparsity, callbacks=[flops, flips, anytime], ctx=ctx,
         scheduler=lambda opt: build_scheduler(opt, recipe, steps_per_epoch,
                                               cycle_epochs=pruner.lr_cycle_epochs(recipe.epochs, spec.sparsity)),
         epochs=pruner.total_epochs(recipe.epochs, spec.sparsity), steps_per_epoch=steps_per_epoch)
     return Built(data=data, recipe=recipe, pruner=pruner, session=session, train_loader=train_loader,
-                 test_loader=test_loader, loss_fn=loss_fn, classification=data.info.task_type == "classification",
-                 macs=macs, flops=flops, flips=flips)
+                 test_loader=test_loader, loss_fn=loss_fn, classification=classification,
+                 macs=macs, flops=flops, flips=flips, anytime=anytime)
 
 
 def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: dict | None,
@@ -373,6 +376,7 @@ def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Pa
         flops_dense=b.flops.dense, flops_sparse=inference_flops(b.macs, final),
         train_flops_rel=b.flops.train_flops_rel(session.state.extra_train_flops),
     )
+    rec["anytime_top1"] = {str(k): v for k, v in sorted(b.anytime.top1.items())}
     rec["inference_flops_rel"] = rec["flops_sparse"] / rec["flops_dense"] if rec["flops_dense"] else None
     flips_layer = b.flips.counts(final)
     rec.update(sign_flips=sum(flips_layer.values()), sign_flips_layer=flips_layer)

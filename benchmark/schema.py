@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # (name, SQLite type, unit, description). JSON columns hold JSON text.
 COLUMNS: list[tuple[str, str, str, str]] = [
@@ -43,6 +43,8 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("dead_neurons", "INTEGER", "units", "output units of prunable layers with no input path or no output path"),
     ("disconnected", "INTEGER", "bool", "1 when no input→output path is left at all"),
     ("final_top1", "REAL", "%", "test top-1 accuracy after the last epoch (not the best epoch)"),
+    ("anytime_top1", "JSON", "%", "test top-1 after the optimiser steps of the recipe's eval_at_steps, "
+     "{\"300\": 71.2, ...} (empty when none was asked for; steps past the end are left out)"),
     ("best_top1", "REAL", "%", "best test top-1 over epochs (for reference only)"),
     ("final_test_loss", "REAL", "", "test loss after the last epoch"),
     ("final_train_loss", "REAL", "", "mean training loss of the last epoch"),

@@ -156,7 +156,7 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
 
     ``dataset`` / ``model`` and their args default to the task's; given, they replace them (a stored
     spec keeps what it was run with)."""
-    from benchmark.tasks import DATASETS, MODELS, get_task
+    from benchmark.tasks import DATASETS, MODELS, dataset_info, get_task
     from benchmark.tasks.base import Recipe
     from pruners.plugins import pruner_metadata
 
@@ -166,6 +166,7 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
     DATASETS.get(dataset), MODELS.get(model)   # unknown names: ConfigError with a did-you-mean
     dataset_args = dict(t.dataset_args if dataset_args is None else dataset_args)
     model_args = dict(t.model_args if model_args is None else model_args)
+    dataset_info(dataset, **dataset_args)   # unknown or ill-typed dataset arguments: ConfigError
     pruner_cls = PRUNERS.get(pruner)
     pruner_obj = build_config(pruner_cls, dict(pruner_args or {}), f"pruner {pruner!r}")
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or math.isnan(sparsity) \

@@ -290,7 +290,14 @@ def _fam_badge(fam: str) -> str:
 def _top1_cell(row: Mapping[str, Any]) -> str:
     if not math.isfinite(_num(row["top1_mean"])):
         return "—"
-    return f"{_fmt(row['top1_mean'])} ± {_fmt(row['top1_std'])}"
+    out = f"{_fmt(row['top1_mean'])} ± {_fmt(row['top1_std'])}"
+    return out + (f" {_ci(row)}" if math.isfinite(_num(row.get("top1_ci_lo"))) else "")
+
+
+def _ci(row: Mapping[str, Any]) -> str:
+    """The 95 % t-interval of the mean over seeds, ``[lo, hi]`` (``—`` with one seed)."""
+    lo, hi = _num(row.get("top1_ci_lo")), _num(row.get("top1_ci_hi"))
+    return f"[{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(lo) else "—"
 
 
 def _published_text(hits: Sequence[dict]) -> str:
@@ -335,7 +342,8 @@ def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict
             head = [("rank", "num", "Rank"), ("method", "text", "Method"), ("family", "text", "Family")]
             if multi_opt:
                 head.append(("optimizer", "text", "Optimiser"))
-            head += [("top1", "num", "Top-1 (%)"), ("std", "num", "± std"), ("seeds", "num", "Seeds"),
+            head += [("top1", "num", "Top-1 (%)"), ("std", "num", "± std"), ("ci", "num", "95 % CI"),
+                     ("seeds", "num", "Seeds"),
                      ("gap", "num", "Δ dense"), ("achieved", "num", "Achieved (%)"),
                      ("flops", "num", "Train FLOPs"), ("time", "num", "Train time"),
                      ("collapsed", "num", "Collapsed"), ("divfail", "num", "Diverged / failed")]
@@ -360,6 +368,7 @@ def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict
                 cells += [
                     f'<td class="num" data-sort="{_sort_attr(r["top1_mean"])}">{_fmt(r["top1_mean"])}</td>',
                     f'<td class="num" data-sort="{_sort_attr(r["top1_std"])}">{_fmt(r["top1_std"])}</td>',
+                    f'<td class="num" data-sort="{_sort_attr(r["top1_ci_lo"])}">{_ci(r)}</td>',
                     f'<td class="num">{int(r["seeds"])}</td>',
                     f'<td class="num" data-sort="{_sort_attr(r["gap_to_dense"])}">{_fmt(r["gap_to_dense"], "+.2f")}</td>',
                     f'<td class="num" data-sort="{_sort_attr(r["achieved_sparsity"])}">{_fmt(100 * _num(r["achieved_sparsity"]))}</td>',
@@ -545,7 +554,7 @@ def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.Dat
                                 functools.partial(plots.accuracy_vs_sparsity, series, method, ptitle, dense_v, pub_pts))
                 parts.append(f'<img class="plot acc" src="../{e(rel)}" alt="{e("top-1 vs sparsity, " + method + ", " + task)}">')
             # numbers behind the plot
-            head = ["sparsity (%)", "rank", "top-1 (%)", "seeds", "Δ dense", "achieved (%)", "train FLOPs",
+            head = ["sparsity (%)", "rank", "top-1 (%) ± std [95 % CI]", "seeds", "Δ dense", "achieved (%)", "train FLOPs",
                     "collapsed", "diverged / failed", "published", "run ids"]
             body = []
             for r in mine.to_dict("records"):

@@ -13,7 +13,9 @@ Aggregated columns (:func:`aggregate`), over the runs with status ``ok`` of one
 (task, method, optimizer, target sparsity):
 
 * ``top1_mean`` / ``top1_std``: final (last-epoch) test top-1 in %, over seeds; the std is the sample
-  standard deviation (``ddof = 1``); with a single seed it is 0 and ``seeds`` says 1.  Runs that repeat a
+  standard deviation (``ddof = 1``); with a single seed it is 0 and ``seeds`` says 1.
+  ``top1_ci_lo`` / ``top1_ci_hi``: the 95 % Student-t interval of the mean over seeds
+  (:func:`benchmark.stats.t_interval`; NaN with one seed).  Runs that repeat a
   seed (same training, different analysis options, hence another run id) are averaged into one value
   per seed first; ``seeds`` counts distinct seeds with an ok run, ``runs`` every run behind the row.
 * ``rank``: within (task, target sparsity), by ``top1_mean`` rounded to 2 decimals (the displayed
@@ -38,12 +40,14 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from benchmark.stats import paired_difference, t_interval
+
 GROUP = ["task", "method", "optimizer", "target_sparsity"]
 RANK_DECIMALS = 2
-STD_DDOF = 1
 
 COLUMNS = GROUP + [
-    "family", "pruner", "allocation", "reparam", "seeds", "runs", "top1_mean", "top1_std", "rank",
+    "family", "pruner", "allocation", "reparam", "seeds", "runs", "top1_mean", "top1_std", "top1_ci_lo",
+    "top1_ci_hi", "rank",
     "gap_to_dense", "dense_top1", "achieved_sparsity", "train_flops_rel", "train_time_rel",
     "inference_flops_rel", "sparse_speedup", "loss_mean", "collapsed", "diverged", "failed", "run_ids",
 ]
@@ -206,7 +210,8 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     for key, sub in df.groupby(GROUP, sort=True, dropna=False):
         ok = sub[sub["status"] == "ok"]
         top1 = per_seed(ok, "final_top1")
-        mean = float(top1.mean()) if len(top1) else float("nan")
+        est = t_interval(top1)
+        mean = est.mean
         r = ref.get((key[0], key[2]))
         dense_top1 = r.dense_top1 if r is not None else float("nan")
         dense_time = r.dense_time if r is not None else float("nan")
@@ -215,7 +220,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(
             zip(GROUP, key), family=first["family"], pruner=first["pruner"], allocation=first["allocation"],
             reparam=first["reparam"], seeds=len(top1), runs=len(sub), top1_mean=mean,
-            top1_std=float(top1.std(ddof=STD_DDOF)) if len(top1) > 1 else (0.0 if len(top1) else float("nan")),
+            top1_std=est.std, top1_ci_lo=est.lo, top1_ci_hi=est.hi,
             rank=None, gap_to_dense=mean - dense_top1, dense_top1=dense_top1,
             achieved_sparsity=_mean(ok["achieved_sparsity"]), train_flops_rel=_mean(ok["train_flops_rel"]),
             train_time_rel=time / dense_time if dense_time and dense_time > 0 else float("nan"),
@@ -230,6 +235,89 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     agg = agg.assign(_r=agg["rank"].fillna(10**9)).sort_values(
         ["task", "target_sparsity", "_r", "method", "optimizer"], kind="mergesort").drop(columns="_r")
     return agg.reset_index(drop=True)
+
+
+GAIN_KEY = ["task", "base_method", "optimizer", "target_sparsity"]
+GAIN_COLUMNS = GAIN_KEY + ["method", "reparam", "pairs", "gain_mean", "gain_std", "gain_lo", "gain_hi",
+                           "distinguishable", "base_top1", "variant_top1", "variant_diverged", "base_diverged"]
+
+
+def paired_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """The gain of every reparam over the same method with plain weights, paired over seeds.
+
+    For each (task, base method, optimiser, target sparsity) and each method with a reparam, the
+    per-seed difference of final top-1 (variant − plain; the same seed gives both the same mask,
+    initialisation and data order) over the seeds both finished, with its 95 % t-interval
+    (:func:`benchmark.stats.paired_difference`).  ``distinguishable`` is true when the interval excludes
+    zero.  Diverged runs are not paired; their counts are columns of their own, so a variant that
+    diverges in some seeds is visible rather than averaged in.
+    """
+    if df.empty:
+        return pd.DataFrame(columns=GAIN_COLUMNS)
+    df = add_method(df)
+    plain_rows = df["reparam"].isna() | (df["reparam"] == "none")
+    plain = {key: sub for key, sub in df[plain_rows].groupby(GAIN_KEY, sort=True, dropna=False)}
+    rows = []
+    for key, sub in df[~plain_rows].groupby(GAIN_KEY + ["method"], sort=True, dropna=False):
+        base = plain.get(tuple(key[:-1]))
+        if base is None:
+            continue
+        b = per_seed(base[base["status"] == "ok"], "final_top1")
+        v = per_seed(sub[sub["status"] == "ok"], "final_top1")
+        est = paired_difference(b.to_dict(), v.to_dict())
+        rows.append(dict(zip(GAIN_KEY + ["method"], key), reparam=sub.iloc[0]["reparam"], pairs=est.n,
+                         gain_mean=est.mean, gain_std=est.std, gain_lo=est.lo, gain_hi=est.hi,
+                         distinguishable=est.excludes_zero, base_top1=float(b.mean()) if len(b) else math.nan,
+                         variant_top1=float(v.mean()) if len(v) else math.nan,
+                         variant_diverged=int((sub["status"] == "diverged").sum()),
+                         base_diverged=int((base["status"] == "diverged").sum())))
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def anytime(df: pd.DataFrame) -> pd.DataFrame:
+    """Anytime accuracy: per (task, method, optimizer, target sparsity), the mean over seeds of test top-1
+    after each step count the runs recorded (the recipe's ``eval_at_steps``, schema column
+    ``anytime_top1``; columns ``top1@<steps>``) and at the end (``top1@end``), with ``seeds``.  A gain that
+    shows at 300 steps and not at the end is an early-training effect."""
+    if df.empty:
+        return pd.DataFrame(columns=GROUP + ["seeds", "top1@end"])
+    df = add_method(df)
+    ok = df[df["status"] == "ok"]
+    rows = []
+    for key, sub in ok.groupby(GROUP, sort=True, dropna=False):
+        row: dict[str, Any] = dict(zip(GROUP, key))
+        at: dict[int, dict[Any, float]] = {}
+        for seed, rec in zip(sub["seed"], sub["anytime_top1"]):
+            for k, v in (rec or {}).items():
+                at.setdefault(int(k), {})[seed] = float(v)
+        for k in sorted(at):
+            row[f"top1@{k}"] = sum(at[k].values()) / len(at[k])
+        end = per_seed(sub, "final_top1")
+        row.update(seeds=len(end), **{"top1@end": float(end.mean()) if len(end) else math.nan})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    steps = sorted((c for c in out.columns if c.startswith("top1@") and c != "top1@end"), key=lambda c: int(c[5:]))
+    return out[GROUP + ["seeds"] + steps + ["top1@end"]]
+
+
+def gains_frame(gains: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable paired gains: ``gain ± std [lo, hi]`` in points, and whether it excludes zero."""
+    def cell(r: Any) -> str:
+        if r.pairs == 0:
+            return "—"
+        if r.pairs == 1:
+            return f"{r.gain_mean:+.2f} (one pair)"
+        return f"{r.gain_mean:+.2f} ± {r.gain_std:.2f} [{r.gain_lo:+.2f}, {r.gain_hi:+.2f}]"
+    return pd.DataFrame({
+        "task": gains["task"], "method": gains["method"], "vs": gains["base_method"],
+        "target (%)": (100 * gains["target_sparsity"].astype(float)).map(lambda v: f"{v:g}"),
+        "plain top-1": gains["base_top1"].map(lambda v: _fmt(v, ".2f")),
+        "with reparam": gains["variant_top1"].map(lambda v: _fmt(v, ".2f")),
+        "paired gain (points, 95 % CI)": [cell(r) for r in gains.itertuples()],
+        "pairs": gains["pairs"].astype(int).astype(str),
+        "excludes 0": ["yes" if d else "no" for d in gains["distinguishable"]],
+        "diverged": [f"{v}/{b}" for v, b in zip(gains["variant_diverged"], gains["base_diverged"])],
+    })
 
 
 def rank_within(agg: pd.DataFrame) -> pd.Series:
@@ -253,6 +341,7 @@ def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
         "target (%)": (100 * agg["target_sparsity"].astype(float)).map(lambda v: f"{v:g}"),
         "achieved (%)": (100 * agg["achieved_sparsity"].astype(float)).map(lambda v: _fmt(v, ".2f")),
         "top-1 (%)": [("—" if pd.isna(m) else f"{m:.2f} ± {s:.2f}") for m, s in zip(agg["top1_mean"], agg["top1_std"])],
+        "95 % CI": [("—" if pd.isna(lo) else f"[{lo:.2f}, {hi:.2f}]") for lo, hi in zip(agg["top1_ci_lo"], agg["top1_ci_hi"])],
         "seeds": agg["seeds"].astype(int).astype(str),
         "Δ dense": agg["gap_to_dense"].map(lambda v: _fmt(v, "+.2f")),
         "train FLOPs": agg["train_flops_rel"].map(lambda v: _fmt(v, ".3f")),
@@ -260,8 +349,8 @@ def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
         "train time": agg["train_time_rel"].map(lambda v: _fmt(v, ".2f")),
         "collapsed": agg["collapsed"].astype(int).astype(str),
         "diverged/failed": [f"{d}/{f}" for d, f in zip(agg["diverged"], agg["failed"])],
-    }, columns=["task", "rank", "method", "optimizer", "target (%)", "achieved (%)", "top-1 (%)", "seeds",
-                "Δ dense", "train FLOPs", "CSR speed-up", "train time", "collapsed", "diverged/failed"])
+    }, columns=["task", "rank", "method", "optimizer", "target (%)", "achieved (%)", "top-1 (%)", "95 % CI",
+                "seeds", "Δ dense", "train FLOPs", "CSR speed-up", "train time", "collapsed", "diverged/failed"])
 
 
 def machine_frame(agg: pd.DataFrame) -> pd.DataFrame:
@@ -274,19 +363,20 @@ def machine_frame(agg: pd.DataFrame) -> pd.DataFrame:
 FORMATS = ("plain", "md", "csv", "latex")
 
 
-def format_table(agg: pd.DataFrame, fmt: str = "plain") -> str:
+def format_table(agg: pd.DataFrame, fmt: str = "plain", gains: bool = False) -> str:
     """Render the aggregated table: ``plain`` / ``md`` (GitHub) / ``latex`` (booktabs) via tabulate, or ``csv``.
 
     The CSV holds the machine-readable columns (:data:`COLUMNS`, full precision, run ids space-separated);
-    the others the display columns of :func:`display_frame`.
+    the others the display columns of :func:`display_frame`.  With ``gains``, ``agg`` is a
+    :func:`paired_gains` frame (CSV: all its columns; the others :func:`gains_frame`).
     """
     if fmt not in FORMATS:
         raise _config_error(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        return machine_frame(agg).to_csv(index=False, lineterminator="\n")
+        return (agg if gains else machine_frame(agg)).to_csv(index=False, lineterminator="\n")
     from tabulate import tabulate
 
-    disp = display_frame(agg)
+    disp = gains_frame(agg) if gains else display_frame(agg)
     tablefmt = {"plain": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
     return tabulate(disp.values.tolist(), headers=list(disp.columns), tablefmt=tablefmt,
                     disable_numparse=True)

@@ -38,7 +38,7 @@ torch.set_num_threads(1)  # the shared machine is oversubscribed: 2 threads per 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmark.analysis import PrunerSpec, ntk_markdown, run_ntk, run_sweep, sweep_markdown  # noqa: E402
+from benchmark.analysis import PrunerSpec, ntk_markdown, run_ntk, sweep_markdown  # noqa: E402
 
 TASK = "fmnist-lenet300"          # its dataset (Fashion-MNIST, d = 784) feeds the MLPs
 SPARSITY = 0.8

@@ -47,6 +47,9 @@ class Result:
             made where the paper's setting is not public.
         differences: the honest differences from the paper and why our result may differ.
         checks: the individual qualitative checks behind ``verdict`` (name → passed).
+        diagnosis: Markdown for a claim that does not hold: what was checked (the method against the
+            formula, the setup against the paper's, the check against the claim), what was found, and what
+            would settle it.
     """
 
     table: pd.DataFrame
@@ -58,6 +61,7 @@ class Result:
     setting: str = ""
     differences: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
+    diagnosis: str = ""
     seconds: float = 0.0
     quick: bool = False
 

@@ -99,7 +99,7 @@ def run(quick: bool, out_dir: Path) -> Result:
     checks = {
         "HAM's L1 norm and error to x* fall as α grows (α = 0 is GD)":
             all(a > b for a, b in zip(l1s, l1s[1:])) and all(a > b for a, b in zip(errs, errs[1:])),
-        f"largest α is L1-like: error to x* below half of GD's": hams[-1]["rel_error"] < 0.5 * gd["rel_error"],
+        "largest α is L1-like: error to x* below half of GD's": hams[-1]["rel_error"] < 0.5 * gd["rel_error"],
         "no slow-down: HAM fits (MSE < 1e-3 × initial) in at most GD's flow time": all(tf(h) <= tf(gd) * 1.05 for h in hams),
         # the slow-down of m ⊙ w near zero is the regime γ < 1 (for γ ≥ 1 its inverse metric is ≥ 1 as well)
         "m ⊙ w with the matching γ = 2/α < 1 needs over 2× HAM's flow time to fit":

@@ -65,6 +65,8 @@ def render_page(rep: Reproduction, result: Result) -> str:
     lines += ["## Setting", "", result.setting.strip(), "", "## Results", "", format_table(result.table), ""]
     if result.figure is not None:
         lines += [f"![{rep.name}]({Path(result.figure).name})", ""]
+    if result.diagnosis.strip():
+        lines += ["## Diagnosis", "", result.diagnosis.strip(), ""]
     lines += ["## Differences from the paper", ""]
     lines += [f"- {d}" for d in result.differences] or ["- none known"]
     lines += ["", "## Regenerate", "",

@@ -42,6 +42,7 @@ class Recipe:
     max_train_batches: int = 0       # >0 caps batches per epoch (quick CPU recipes); 0 = full epoch
     loss: str = "cross_entropy"      # or "mse" for regression tasks
     eval_every: int = 1              # evaluate / log every k epochs (and always after the last one)
+    eval_at_steps: tuple[int, ...] = ()  # also record test top-1 after these optimiser steps (anytime accuracy)
 
     def validate(self) -> None:
         """Raise ConfigError for values no training run could use."""
@@ -68,6 +69,9 @@ class Recipe:
             raise ConfigError(f"unknown loss {self.loss!r}; choose cross_entropy or mse")
         if not isinstance(self.eval_every, int) or self.eval_every <= 0:
             raise ConfigError(f"recipe eval_every must be a positive integer, got {self.eval_every!r}")
+        if any(not isinstance(s, int) or s <= 0 for s in self.eval_at_steps):
+            raise ConfigError(f"recipe eval_at_steps must be positive step counts, got {list(self.eval_at_steps)}; "
+                              "set e.g. eval_at_steps = [300, 1000]")
         if self.max_train_batches < 0:
             raise ConfigError("recipe max_train_batches must be >= 0 (0 means the full epoch)")
 

@@ -167,3 +167,18 @@ def test_list_commands(capsys):
         rc, out, _ = run_cli(["list", what], capsys)
         assert rc == 0 and out.strip()
     assert "fmnist-lenet300" in run_cli(["list", "tasks"], capsys)[1]
+
+
+def test_run_task_filter_and_table_gains(tmp_path, capsys):
+    grid = write(tmp_path, GOOD.replace('tasks = ["digits-mlp"]', 'tasks = ["digits-mlp", "fmnist-lenet300"]')
+                 .replace("seeds = [0]", "seeds = [0, 1]").replace("epochs = 1", "epochs = 1\nmax_train_batches = 2")
+                 + '[[reparams]]\nname = "none"\n[[reparams]]\nname = "ham"\nargs = { alpha = 2.0 }\n')
+    out = tmp_path / "out"
+    rc, text, err = run_cli(["run", grid, "--out", out, "--no-progress", "--task", "digits-mlp"], capsys)
+    assert rc == 0, err
+    rows = Store(out).rows()
+    assert {r["task"] for r in rows} == {"digits-mlp"} and len(rows) == 4
+    rc, text, _ = run_cli(["table", "--out", out, "--gains"], capsys)
+    assert rc == 0 and "random/global+ham" in text and "95 % CI" in text and " 2 " in text   # two pairs
+    rc, _, err = run_cli(["run", grid, "--out", out, "--task", "digits-mpl"], capsys)
+    assert rc == 2 and "digits-mpl" in err and "did you mean 'digits-mlp'" in err and len(err.strip().splitlines()) == 1

@@ -341,3 +341,16 @@ def test_teacher_student():
     assert fingerprint(load_data("teacher-student", n_train=50, n_test=20)) == fingerprint(data)
     with pytest.raises(ConfigError, match="teacher_neurons must be"):
         load_data("teacher-student", teacher_neurons=[[1.0, 2.0]])
+
+
+def test_a_validation_split_holds_out_training_samples_and_leaves_the_test_set_alone():
+    from benchmark.tasks import load_data
+
+    full = load_data("digits")
+    val = load_data("digits", validation=100)
+    assert val.num_train() == full.num_train() - 100 and len(val.test_y) == 100
+    rows = {tuple(r.tolist()) for r in full.train_x.flatten(1)}
+    assert all(tuple(r.tolist()) in rows for r in val.test_x.flatten(1))     # held out from training ...
+    assert torch.equal(load_data("digits", validation=100).test_x, val.test_x)   # ... by a fixed split
+    with pytest.raises(Exception, match="validation = .* must be between"):
+        load_data("digits", validation=10**6)

@@ -88,3 +88,18 @@ def test_final_metrics_are_those_of_the_saved_model(tmp_path):
     expected = evaluate(model, test_loader, loss_function(recipe))
     assert rec["final_top1"] == pytest.approx(expected["test_top1"])
     assert abs(rec["achieved_sparsity"] - 0.98) < 1e-3
+
+
+def test_anytime_accuracy_is_recorded_at_the_asked_step_counts(tmp_path):
+    import math
+
+    from benchmark.tasks import get_task, load_data
+
+    task = get_task("digits-mlp")
+    steps = 2 * math.ceil(load_data(task.dataset, **task.dataset_args).num_train() / task.recipe.batch_size)
+    spec = make_spec("digits-mlp", "random", 0.5, recipe={**TINY, "eval_at_steps": [5, steps, 10 * steps]})
+    rec = execute(spec, tmp_path)
+    assert set(rec["anytime_top1"]) == {"5", str(steps)}                # a step past the end is left out
+    assert rec["anytime_top1"][str(steps)] == pytest.approx(rec["final_top1"])   # the last step: same model
+    assert 0 <= rec["anytime_top1"]["5"] <= 100
+

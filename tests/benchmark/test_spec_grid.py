@@ -117,6 +117,22 @@ def test_a_pruner_entry_can_restrict_its_reparams():
         expand_grid(grid(pruners=[{"name": "random", "reparams": ["signin"]}]))
 
 
+def test_a_pruner_entry_picks_one_of_several_reparam_entries_by_id():
+    # two HAM entries with different alpha; each pruner takes the one its id names (the id is a selector,
+    # not part of the run's identity)
+    g = expand_grid(grid(pruners=[{"name": "random", "reparams": ["none", "ham-big"]},
+                                  {"name": "magnitude", "reparams": ["ham-small"]}],
+                         reparams=[{"name": "none"}, {"name": "ham", "id": "ham-big", "args": {"alpha": 20.0}},
+                                   {"name": "ham", "id": "ham-small", "args": {"alpha": 2.0}}]))
+    got = {(s.pruner, s.reparam, s.reparam_args.get("alpha")) for s in g.specs}
+    assert got == {("random", "none", None), ("random", "ham", 20.0), ("magnitude", "ham", 2.0)}
+    plain = expand_grid(grid(pruners=[{"name": "magnitude"}], reparams=[{"name": "ham", "args": {"alpha": 2.0}}]))
+    assert {s.run_id for s in plain.specs} <= {s.run_id for s in g.specs}
+    with pytest.raises(ConfigError, match="ham-smal.*did you mean"):
+        expand_grid(grid(pruners=[{"name": "random", "reparams": ["ham-smal"]}],
+                         reparams=[{"name": "ham", "id": "ham-small"}]))
+
+
 # --- complete identity (issue 18): the run id names the whole run ------------------------------------------
 @pytest.fixture
 def edited_task(monkeypatch):
@@ -136,7 +152,7 @@ def edited_task(monkeypatch):
 
 @pytest.mark.parametrize("change", [
     {"model_args": {"hidden": [128, 32]}},
-    {"dataset_args": {"data_seed": 1}},
+    {"dataset_args": {"split_seed": 1}},
     {"model": "lenet5"},
 ])
 def test_changing_a_task_field_changes_the_run_id(edited_task, change):
@@ -154,7 +170,7 @@ def test_changing_any_recipe_field_of_a_task_changes_the_run_id(edited_task):
     changed = {"epochs": 3, "batch_size": 32, "optimizer": "adamw", "lr": 0.5, "momentum": 0.5, "nesterov": True,
                "betas": (0.8, 0.9), "weight_decay": 0.0, "lr_schedule": "constant", "milestones": (0.5,),
                "gamma": 0.5, "warmup_epochs": 1.0, "label_smoothing": 0.1, "eval_batch_size": 10,
-               "max_train_batches": 2, "loss": "mse", "eval_every": 2}
+               "max_train_batches": 2, "loss": "mse", "eval_every": 2, "eval_at_steps": (5,)}
     assert set(changed) == {f.name for f in dataclasses.fields(original.recipe)}   # every field is tried
     ids = set()
     for key, value in changed.items():

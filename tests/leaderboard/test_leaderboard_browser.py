@@ -7,7 +7,6 @@ is downloaded).  Screenshots go to ``tests/artifacts/`` (or ``$SPARSEBENCH_ARTIF
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from pathlib import Path
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html.parser
-import shutil
 import threading
 import urllib.request
 from pathlib import Path

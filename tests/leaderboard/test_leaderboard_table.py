@@ -147,3 +147,45 @@ def test_exports(tmp_path, synth):
     else:
         with pytest.raises(ConfigError, match="pyarrow"):
             export_table(agg, tmp_path / "t.parquet")
+
+
+def test_mean_carries_its_t_interval(synth):
+    a = row(aggregate(hand_df(synth)), "magnitude/global")
+    half = 4.302653 * math.sqrt(13.0) / math.sqrt(3)      # t_{2, 0.975} · s / √n
+    assert (a["top1_ci_lo"], a["top1_ci_hi"]) == pytest.approx((83.0 - half, 83.0 + half), abs=1e-4)
+    c = row(aggregate(hand_df(synth)), "snip/global")      # one ok seed: no interval
+    assert math.isnan(c["top1_ci_lo"])
+    assert "95 % CI" in format_table(aggregate(hand_df(synth)), "md")
+
+
+def test_paired_gains_pair_by_seed_and_count_divergence(synth):
+    from leaderboard.table import paired_gains
+
+    runs = [synth.make_run(pruner="random", seed=s, final_top1=v) for s, v in enumerate([80.0, 82.0, 84.0])]
+    # + HAM: +1.0, +1.2, +0.8 on the same seeds (paired interval excludes 0 although the seeds spread by 4)
+    runs += [synth.make_run(pruner="random", reparam="ham", seed=s, final_top1=v)
+             for s, v in enumerate([81.0, 83.2, 84.8])]
+    # + Sign-In: one seed diverged, two pairs left: +0.5, -0.5
+    runs += [synth.make_run(pruner="random", reparam="signin", seed=0, final_top1=80.5),
+             synth.make_run(pruner="random", reparam="signin", seed=1, final_top1=81.5),
+             synth.make_run(pruner="random", reparam="signin", seed=2, status="diverged", final_top1=float("nan"))]
+    g = paired_gains(synth.make_df(runs)).set_index("reparam")
+    ham, signin = g.loc["ham"], g.loc["signin"]
+    assert (ham["pairs"], ham["gain_mean"], ham["gain_std"]) == (3, pytest.approx(1.0), pytest.approx(0.2))
+    assert ham["gain_lo"] == pytest.approx(1.0 - 4.302653 * 0.2 / math.sqrt(3), abs=1e-5) and ham["distinguishable"]
+    assert (signin["pairs"], signin["gain_mean"], signin["variant_diverged"]) == (2, pytest.approx(0.0), 1)
+    assert not signin["distinguishable"]
+    text = format_table(paired_gains(synth.make_df(runs)), "md", gains=True)
+    assert "+1.00 ± 0.20 [+0.50, +1.50]" in text and "| yes " in text
+
+
+def test_anytime_averages_each_step_count_over_seeds(synth):
+    from leaderboard.table import anytime
+
+    runs = [synth.make_run(pruner="random", seed=s, final_top1=end, anytime_top1={"300": a, "1000": b})
+            for s, (a, b, end) in enumerate([(60.0, 70.0, 80.0), (62.0, 74.0, 82.0)])]
+    runs.append(synth.make_run(pruner="random", seed=2, status="diverged", final_top1=float("nan"),
+                               anytime_top1={"300": 10.0}))             # a diverged run is not averaged in
+    a = anytime(synth.make_df(runs)).iloc[0]
+    assert (a["seeds"], a["top1@300"], a["top1@1000"], a["top1@end"]) == (2, 61.0, 72.0, 81.0)
+    assert list(anytime(synth.make_df(runs)).columns[-3:]) == ["top1@300", "top1@1000", "top1@end"]

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from benchmark.reproduce import Result, get_reproduction, reproduce
 
@@ -83,26 +82,24 @@ def test_critical_compression_bisects_a_known_threshold() -> None:
     assert math.isnan(never["first_collapse"]) and never["critical"] == 1.0
 
 
-def test_aggregate_counts_diverged_runs_as_chance() -> None:
-    from benchmark.reproduce.signin_ham_table import aggregate
+def test_judge_needs_every_interval_above_zero() -> None:
+    from benchmark.reproduce.signin_ham_table import judge
 
-    df = pd.DataFrame({"task": ["t"] * 3, "pruner": ["random"] * 3, "reparam": ["ham"] * 3,
-                       "target_sparsity": [0.9] * 3, "status": ["ok", "ok", "diverged"],
-                       "final_top1": [80.0, 10.0, np.nan]})
-    row = aggregate(df).iloc[0]
-    assert row.top1 == pytest.approx((80 + 10 + 10) / 3) and row["median"] == 10.0
-    assert row.seeds == 3 and row.diverged == 1 and row.at_chance == 1
-    assert row["std"] == pytest.approx(np.std([80, 10, 10], ddof=1))
+    g = lambda *iv: pd.DataFrame({"gain_lo": [lo for lo, _ in iv], "gain_hi": [hi for _, hi in iv]})  # noqa: E731
+    assert judge(g((0.1, 0.5), (0.2, 0.9))) == "shown"
+    assert judge(g((0.1, 0.5), (-0.2, 0.9))) == "not distinguishable"   # one interval straddles 0
+    assert judge(g((0.1, 0.5), (-0.9, -0.2))) == "contradicted"         # one lies below 0
+    assert judge(g()) == "no data"
 
 
 def test_quick_grid_keeps_the_full_grids_methods() -> None:
     from benchmark.grid import load_grid
-    from benchmark.reproduce.signin_ham_table import GRID, quick_grid_text
+    from benchmark.reproduce.signin_ham_table import GRIDS, quick_grid_text
 
-    full = load_grid(GRID)
+    full = load_grid(GRIDS[0])
     q = Path(__file__).parent / "_tmp_quick_grid.toml"
     try:
-        q.write_text(quick_grid_text(GRID.read_text(encoding="utf-8")), encoding="utf-8")
+        q.write_text(quick_grid_text(GRIDS[0].read_text(encoding="utf-8")), encoding="utf-8")
         quick = load_grid(q)
     finally:
         q.unlink(missing_ok=True)
@@ -111,7 +108,8 @@ def test_quick_grid_keeps_the_full_grids_methods() -> None:
         return {(s.pruner, str(s.pruner_args), s.allocation, s.reparam, str(s.reparam_args)) for s in g.specs}
 
     assert methods(quick) == methods(full)
-    assert {s.task for s in quick.specs} == {"digits-mlp"} and {s.seed for s in quick.specs} == {0}
+    assert {s.task for s in quick.specs} == {"digits-mlp"} and {s.seed for s in quick.specs} == {0, 1}
+    assert {str(s.recipe.get("eval_at_steps")) for s in quick.specs} == {str(s.recipe.get("eval_at_steps")) for s in full.specs}
     # the table grid: 3 bases × 3 reparams × 3 sparsities + dense / dense + HAM, per task and seed
     assert len(full.specs) == (27 + 2) * 3 * len({s.task for s in full.specs})
 
@@ -174,11 +172,15 @@ def test_signin_ham_table_pipeline(results, out) -> None:
 
     r = _get(results, out, "signin-ham-table")
     t = r.table
-    # every base × reparam cell of the grid ran through the driver (quick: digits, 90 %, one seed)
-    assert set(t.method) == {f"{b}{x}" for b in ("Random", "AC/DC", "RigL") for x in ("", " + Sign-In", " + HAM")}
-    assert t["ours 90 %"].str.match(r"^\d+\.\d\d").all()
-    # the published ImageNet numbers stand beside ours; the gains are their differences
-    assert t.set_index("method").loc["Random + HAM", "ImageNet 90 %"] == "72.72"
+    # every base × reparam pair of the grid ran through the driver (quick: digits, 90 %, two seeds) and
+    # is reported as a paired gain over its base, with AC/DC and RigL also against random PaI
+    assert set(t.comparison) == {f"{b}{x} vs {b}" for b in ("Random", "AC/DC", "RigL") for x in (" + Sign-In", " + HAM")} \
+        | {"AC/DC vs Random", "RigL vs Random"}
+    assert (t.pairs == 2).all()
+    assert t["ours: paired gain [95 % CI]"].str.match(r"^[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]").all()
+    # the published ImageNet gain stands beside ours
+    assert t.set_index("comparison").loc["Random + HAM vs Random", "published (ImageNet)"] == "+1.16"  # 72.72 − 71.56
     assert "Random + HAM +0.97 / +1.16 / +1.33" in r.published   # 74.84 − 73.87, 72.72 − 71.56, 70.05 − 68.72
     assert PUBLISHED[("acdc", "ham")][2] - PUBLISHED[("acdc", "none")][2] == pytest.approx(2.86)
     assert len(r.checks) == 5 and r.figure.exists()    # HAM per base (3), Sign-In on random, D2S > random
+    assert r.verdict or "## Diagnosis" in (out / "signin-ham-table.md").read_text(encoding="utf-8")

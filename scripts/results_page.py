@@ -1,0 +1,64 @@
+"""The generated tables of a docs/results-*.md page, from a results folder.
+
+    python scripts/results_page.py results/signin-ham [--grid NAME ...] > /tmp/tables.md
+
+Prints Markdown: the run count by status and the CPU time, the standard table of ``sparsebench table``
+(final test top-1 mean ± sample std over seeds, its 95 % Student-t interval, seeds, gap to dense,
+diverged / failed runs), the paired gain of every reparam over the same method with plain weights
+(``sparsebench table --gains``: per-seed differences, their mean, std and 95 % t-interval, and whether
+the interval excludes zero) and the anytime accuracy (mean top-1 after the recipe's ``eval_at_steps`` and
+at the end).  Every number comes from :mod:`leaderboard.table`; this script only selects and formats.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+import benchmark
+from leaderboard.table import aggregate, anytime, display_frame, format_table, paired_gains
+
+TABLE_COLUMNS = ["task", "target (%)", "rank", "method", "top-1 (%)", "95 % CI", "seeds", "Δ dense",
+                 "achieved (%)", "collapsed", "diverged/failed"]
+
+
+def md(frame: pd.DataFrame) -> str:
+    return tabulate(frame.values.tolist(), headers=list(frame.columns), tablefmt="github", disable_numparse=True)
+
+
+def page(out: Path, grids: list[str] | None = None) -> str:
+    df = benchmark.results(str(out))
+    if grids:
+        df = df[df["grid"].isin(grids)]
+    status = df["status"].value_counts().to_dict()
+    lines = [f"{len(df)} runs ({', '.join(f'{n} {s}' for s, n in sorted(status.items()))}); "
+             f"{df['total_time_s'].sum() / 60:.0f} CPU-min of training and evaluation in all.", ""]
+    agg = aggregate(df)
+    lines += ["#### Final test top-1 (mean ± sample std over seeds, 95 % t-interval)", "",
+              md(display_frame(agg)[TABLE_COLUMNS]), ""]
+    gains = paired_gains(df)
+    if len(gains):
+        lines += ["#### Paired gains over the same method with plain weights (points; 95 % t-interval over "
+                  "seeds)", "", format_table(gains, "md", gains=True), ""]
+    at = anytime(df)
+    steps = [c for c in at.columns if c.startswith("top1@")]
+    if len(steps) > 1:
+        show = at.assign(**{"target (%)": (100 * at["target_sparsity"]).map(lambda v: f"{v:g}")})
+        for c in steps:
+            show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
+        show = show.rename(columns={c: f"top-1 after {c[5:]} steps" if c != "top1@end" else "top-1 at the end"
+                                    for c in steps})
+        lines += ["#### Anytime accuracy (mean test top-1 over seeds)", "",
+                  md(show[["task", "target (%)", "method", "seeds"] + [c for c in show.columns if c.startswith("top-1")]]),
+                  ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="results folder (sparsebench run --out)")
+    ap.add_argument("--grid", action="append", help="only runs of this grid name (repeatable)")
+    a = ap.parse_args()
+    print(page(a.out, a.grid))
