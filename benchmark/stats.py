@@ -80,3 +80,20 @@ def paired_difference(baseline: Mapping[object, float], variant: Mapping[object,
     """The t-interval of ``variant[s] − baseline[s]`` over the keys (seeds) both have."""
     shared = sorted(set(baseline) & set(variant), key=str)
     return t_interval([variant[s] - baseline[s] for s in shared], level)
+
+
+def plateau(curve: Iterable[float], tail: float = 0.2) -> float:
+    """How much a learning curve still moves at the end: max − min of the per-epoch values over the
+    last ``tail`` fraction of epochs, counted from the epoch just before that fraction (for 10 epochs
+    and ``tail`` = 0.2: epochs 8, 9, 10).
+
+    The convergence criterion of a CPU recipe (issue 20, point 1; docs/tasks.md): dense training has
+    plateaued when the last 20 % of epochs change test accuracy by less than 0.3 points,
+    ``plateau(top1_per_epoch) < 0.3``.  NaN for fewer than two epochs.
+    """
+    values = [float(v) for v in curve]
+    if len(values) < 2:
+        return math.nan
+    k = max(2, math.ceil(tail * len(values)) + 1)
+    last = values[-k:]
+    return max(last) - min(last)

@@ -98,19 +98,20 @@ def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: out[n] for n in order if n in out}
 
 
-def resplit(pairs: Mapping[str, tuple[nn.Parameter, nn.Parameter]], gamma: float,
+def resplit(pairs: Mapping[str, tuple[nn.Parameter, nn.Parameter]], gamma: float | Mapping[str, float],
             optimizer: torch.optim.Optimizer | None = None, reset_state: bool = True) -> None:
-    """Re-split θ = m ⊙ w in place with target γ without changing θ (Sign-In's reset).
+    """Re-split θ = m ⊙ w in place with target γ without changing θ (Sign-In's reset); ``gamma`` is one
+    value or one per weight name.
 
     Entries where both factors are exactly zero (pruned, or grown at zero) stay zero: they are the
     enforcer's business.  With ``reset_state`` every optimiser state tensor of m and w of the
     parameter's shape (momentum, Adam moments) is zeroed.
     """
     with torch.no_grad():
-        for m, w in pairs.values():
+        for name, (m, w) in pairs.items():
             theta = m * w
             keep = (m != 0) | (w != 0)
-            new_m, new_w = balanced_split(theta, gamma)
+            new_m, new_w = balanced_split(theta, gamma[name] if isinstance(gamma, Mapping) else gamma)
             m.copy_(torch.where(keep, new_m, torch.zeros_like(new_m)))
             w.copy_(torch.where(keep, new_w, torch.zeros_like(new_w)))
             if reset_state and optimizer is not None:
@@ -156,13 +157,11 @@ class RegrowSplit(Callback):
         if state.masks is None or state.masks.masks is self._seen:
             return
         self._seen = state.masks.masks
-        gamma = self.reparam.split_gamma
-        if gamma <= 0:
-            return
         with torch.no_grad():
             for n, (m, w) in self.reparam.pairs.items():
                 keep = state.masks.masks.get(n)
-                if keep is None:
+                gamma = self.reparam.gamma_of(n)
+                if keep is None or gamma <= 0:
                     continue
                 dead = keep.to(m.device) & (m == 0) & (w == 0)
                 m.masked_fill_(dead, gamma ** 0.5)
@@ -193,13 +192,20 @@ class FactorizedReparam(Reparam):
     def init_gamma(self) -> float:
         return self.split_gamma
 
+    def gamma_of(self, name: str) -> float:
+        """The split target γ of weight ``name`` (one value for every layer unless a subclass maps them)."""
+        return self.init_gamma()
+
+    def check_layers(self, names: Sequence[str]) -> None:
+        """Refuse per-layer settings that name no prunable weight of the model (subclasses override)."""
+
     def apply(self, model: nn.Module, masks: Masks) -> None:
         """Factorise every prunable weight (masked entries become m = w = 0)."""
-        gamma = self.init_gamma()
         params = prunable_parameters(model)
+        self.check_layers(list(params))
         for name, p in params.items():
             module = _module_of(model, name)
-            parametrize.register_parametrization(module, "weight", Factorized(gamma), unsafe=True)
+            parametrize.register_parametrization(module, "weight", Factorized(self.gamma_of(name)), unsafe=True)
         self._pairs = factor_pairs(model)
         # both factors are zero at every pruned entry, so their gradients are zero there already
         mark_grad_zero_where_masked(*(p for pair in self._pairs.values() for p in pair))

@@ -16,13 +16,19 @@ Choices on the points PAPERS.md marks OPEN (all hyperparameters):
 * ``gamma``: the reset target, default 1 (the PILoT value; the paper's β ↔ γ²/4).
 * ``reset_state``: ``"zero"`` (default) zeroes the momentum / Adam moments of m and w at a reset
   (they were accumulated in the old coordinates); ``"keep"`` leaves them.
+* ``layer_gamma``: per-layer reset targets, ``{weight name: γ}`` overriding ``gamma`` for those layers
+  (default none).  The single-neuron theorem's case (a < 0, w > 0) needs the outer weight's scaling
+  larger than the inner one's: with one γ on both and no weight decay, G(a) − G(w) with the same G is
+  conserved and the flow recovers exactly the initialisations gradient flow does
+  (docs/reproductions/signin-neuron.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 
 from pruners.hooks import Callback, TrainState
-from pruners.registry import ConfigError
+from pruners.registry import ConfigError, did_you_mean
 from reparam.base import register_reparam
 from reparam.factorized import FactorizedReparam, gamma_stats, resplit
 
@@ -39,7 +45,7 @@ class SignInReset(Callback):
     def on_epoch_start(self, state: TrainState) -> None:
         p = self.reparam.reset_every
         if state.epoch > 0 and state.epoch % p == 0:
-            resplit(self.reparam.pairs, self.reparam.gamma, state.optimizer,
+            resplit(self.reparam.pairs, {n: self.reparam.gamma_of(n) for n in self.reparam.pairs}, state.optimizer,
                     reset_state=self.reparam.reset_state == "zero")
             self.resets += 1
 
@@ -66,6 +72,7 @@ class SignIn(FactorizedReparam):
     reset_every: int = 1
     gamma: float = 1.0
     reset_state: str = "zero"
+    layer_gamma: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if isinstance(self.reset_every, bool) or not isinstance(self.reset_every, int) or self.reset_every < 1:
@@ -73,6 +80,10 @@ class SignIn(FactorizedReparam):
                               "use e.g. reset_every = 1")
         if not self.gamma > 0:
             raise ConfigError(f"signin gamma must be > 0, got {self.gamma!r}; use gamma = 1 (the balanced split)")
+        for name, g in self.layer_gamma.items():
+            if isinstance(g, bool) or not isinstance(g, (int, float)) or not g > 0:
+                raise ConfigError(f"signin layer_gamma[{name!r}] must be a number > 0, got {g!r}; "
+                                  "e.g. layer_gamma = {{ \"out.weight\" = 4.0 }}")
         if self.reset_state not in RESET_STATES:
             raise ConfigError(f"signin reset_state {self.reset_state!r} is unknown; choose one of "
                               f"{', '.join(RESET_STATES)}")
@@ -86,6 +97,15 @@ class SignIn(FactorizedReparam):
 
     def init_gamma(self) -> float:
         return float(self.gamma)
+
+    def gamma_of(self, name: str) -> float:
+        return float(self.layer_gamma.get(name, self.gamma))
+
+    def check_layers(self, names: Sequence[str]) -> None:
+        unknown = sorted(set(self.layer_gamma) - set(names))
+        if unknown:
+            raise ConfigError(f"signin layer_gamma names {unknown[0]!r}, which is not a prunable weight of the model"
+                              f"{did_you_mean(unknown[0], list(names))}; prunable weights: {', '.join(names)}")
 
     @property
     def split_gamma(self) -> float:  # type: ignore[override]

@@ -52,3 +52,30 @@ def test_paired_difference_separates_what_unpaired_cannot():
     a, b = t_interval(base.values()), t_interval(variant.values())
     assert a.hi > b.lo                              # overlapping marginal intervals
     assert paired_difference(base, variant).excludes_zero
+
+
+def test_plateau_is_the_range_of_the_last_fifth_of_the_curve():
+    from benchmark.stats import plateau
+
+    # 10 epochs: epochs 8, 9, 10 (the one before the last 20 % and the last 20 %)
+    curve = [80.0, 84.0, 86.0, 87.0, 88.0, 88.5, 88.9, 89.0, 89.3, 89.1]
+    assert plateau(curve) == pytest.approx(0.3)
+    assert plateau([50.0, 60.0]) == pytest.approx(10.0) and math.isnan(plateau([1.0]))
+
+
+def test_the_digits_recipe_converges(tmp_path):
+    """The convergence check of docs/tasks.md on the tiny task: dense digits-mlp under its own recipe
+    (15 epochs) has plateaued — the last 20 % of epochs move test top-1 by < 0.3 points."""
+    import json
+
+    from benchmark.runfolder import run_dir
+    from benchmark.runner import execute
+    from benchmark.spec import make_spec
+    from benchmark.stats import plateau
+
+    spec = make_spec("digits-mlp", "dense", seed=0)
+    rec = execute(spec, tmp_path)
+    curve = [json.loads(line)["test_top1"] for line in (run_dir(tmp_path, spec.run_id) / "metrics.jsonl").read_text().splitlines()]
+    assert len(curve) == 15 and rec["final_top1"] == pytest.approx(curve[-1])
+    assert plateau(curve) < 0.3 and curve[-1] > 95.0
+    assert plateau(curve[:3]) > 0.3           # three epochs of the same recipe have not plateaued

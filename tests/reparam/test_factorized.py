@@ -165,3 +165,27 @@ def test_signin_check_recipe_and_validation():
         with pytest.raises(ConfigError) as exc:
             make("signin", **bad)
         assert "\n" not in str(exc.value)
+
+
+def test_signin_layer_gamma_sets_each_layers_split_at_init_and_reset():
+    from pruners.registry import ConfigError
+
+    model = tiny_mlp()
+    masks = random_masks(model, 0.6)
+    r = make("signin", gamma=1.0, layer_gamma={"4.weight": 4.0})      # the output layer: γ = 4, others 1
+    d = Driver(model, r, masks, lambda ps: torch.optim.SGD(ps, lr=0.05, weight_decay=0.05), epochs=2, steps_per_epoch=3)
+    pairs = factor_pairs(model)
+
+    def gammas() -> dict[str, float]:
+        return {n: float((m * m - w * w)[masks[n]].mean().detach()) for n, (m, w) in pairs.items()}
+    assert gammas() == pytest.approx({"0.weight": 1.0, "2.weight": 1.0, "4.weight": 4.0}, abs=1e-12)
+    loss = regression_loss()
+    for _ in range(3):
+        d.step(loss)
+    assert gammas()["4.weight"] < 4.0 - 1e-4                              # weight decay shrank it
+    resplit(pairs, {n: r.gamma_of(n) for n in pairs}, d.opt)               # what the reset does
+    assert gammas() == pytest.approx({"0.weight": 1.0, "2.weight": 1.0, "4.weight": 4.0}, abs=1e-12)
+    with pytest.raises(ConfigError, match="'4.weigth'.*did you mean '4.weight'"):
+        make("signin", layer_gamma={"4.weigth": 2.0}).apply(tiny_mlp(), random_masks(tiny_mlp(), 0.6))
+    with pytest.raises(ConfigError, match="must be a number > 0"):
+        make("signin", layer_gamma={"4.weight": 0.0})

@@ -162,7 +162,7 @@ def test_synflow_collapse(results, out) -> None:
     for net, g in t.groupby("network"):
         g = g.set_index(g.method.str.split(" ").str[0])
         crit = g["critical compression"]
-        assert crit["magnitude"] < crit["synflow"] and crit["snip"] < crit["synflow"]
+        assert all(crit[m] < crit["synflow"] for m in crit.index if m != "synflow")   # SynFlow collapses last
         assert (g["critical compression"] <= g["bound N/L"]).all()     # no method beats the N/L bound
     assert r.verdict and r.figure.exists()
 
