@@ -246,4 +246,21 @@ def run(quick: bool, out_dir: Path) -> Result:
                             "Random; SNIP and SynFlow lower the training loss faster than Random in the first "
                             "200 steps (figures only, width 1024, 3 runs)",
                   ours=ours, verdict=verdict, verdict_line=verdict_line, setting=setting,
-                  differences=differences, checks=checks)
+                  differences=differences, checks=checks, diagnosis="" if verdict else DIAGNOSIS)
+
+
+DIAGNOSIS = (
+    "What was checked: the Graphon NTK recursion against its formula (graphon/ntk.py; tests/graphon), the masks "
+    "against the registered pruners (the same code paths as the runner), the network against the paper's, and "
+    "the check against the claim.\n\n"
+    "What was found: the network differs from the paper's in a way that decides the check.  In a bias-free ReLU "
+    "MLP the hidden-layer graphons only rescale the kernel by the path density, so a scale-free statistic such "
+    "as the top-5 energy can change only through the input layer's graphon — the ablation on this page shows it "
+    "(input graphon replaced by its mean: the dense value exactly).  SNIP's input mask selects pixels, so its "
+    "energy moves; SynFlow's input mask is close to uniform over pixels, so in this model its spectrum cannot "
+    "move, whatever its hidden-layer structure.  The early-loss part holds for SNIP and SynFlow against Random; "
+    "the order check fails with it.\n\n"
+    "What would settle it: the paper's network — biases (which make hidden-layer structure enter the kernel "
+    "beyond a scale), width 1024, MNIST-like input — or a statement of which kernel the paper's figure uses.  A "
+    "biased Graphon NTK and the width-1024 SynFlow masks (≈ 4 × the 10 CPU-min of this page) are not in this "
+    "session's budget.")
