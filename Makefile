@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 OUT ?= results/quick
 STAMP := .make-installed
 
-.PHONY: install install-test data demo test bench lint clean
+.PHONY: install install-test data demo test bench lint clean archive-results restore-results
 
 # torch / torchvision pinned to the releases this project is tested with; a range would make pip
 # fetch a multi-GB CUDA build on machines where the pinned wheel is not cached.
@@ -34,6 +34,21 @@ test: install-test data
 
 bench: install
 	$(PYTHON) -m benchmark.perf --write docs/benchmarks.md
+
+# Finished runs of the committed result grids, without weights (result.json, spec.json, metrics.jsonl,
+# log.txt of every run folder with a result): `make restore-results` unpacks them into results/, so the
+# grids resume where they stopped (finished runs are skipped) and the pages regenerate on a fresh machine.
+ARCHIVED ?= sweep signin-ham pai reparam d2s
+archive-results:
+	@mkdir -p results-archive; for d in $(ARCHIVED); do [ -d results/$$d/runs ] || continue; \
+		(cd results && find $$d/runs -name result.json -printf '%h\n' | sort | \
+		 while read f; do for x in result.json spec.json metrics.jsonl log.txt; do [ -f $$f/$$x ] && echo $$f/$$x; done; done \
+		 | tar -czf ../results-archive/$$d.tar.gz --owner=0 --group=0 --mtime='2026-01-01' -T -); \
+		echo "results-archive/$$d.tar.gz: $$(tar -tzf results-archive/$$d.tar.gz | grep -c result.json) runs"; done
+
+restore-results:
+	@mkdir -p results; for f in results-archive/*.tar.gz; do tar -xzf $$f -C results; \
+		sparsebench store rebuild results/$$(basename $$f .tar.gz); done
 
 lint:
 	$(PYTHON) -m ruff check benchmark pruners reparam graphon leaderboard tests
