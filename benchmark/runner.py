@@ -290,7 +290,8 @@ def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
     anytime = AnytimeAccuracy(recipe.eval_at_steps, lambda: evaluate(model, test_loader, loss_fn, classification))
     session = build_session(
         model, masks, lambda params: build_optimizer(params, recipe), reparam=reparam, pruner=pruner,
-        allocation=allocation, sparsity=spec.sparsity, callbacks=[flops, flips, anytime], ctx=ctx,
+        allocation=allocation, sparsity=spec.sparsity, callbacks=[flops, flips] + ([anytime] if recipe.eval_at_steps else []),
+        ctx=ctx,
         scheduler=lambda opt: build_scheduler(opt, recipe, steps_per_epoch,
                                               cycle_epochs=pruner.lr_cycle_epochs(recipe.epochs, spec.sparsity)),
         epochs=pruner.total_epochs(recipe.epochs, spec.sparsity), steps_per_epoch=steps_per_epoch)

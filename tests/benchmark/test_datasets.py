@@ -352,5 +352,5 @@ def test_a_validation_split_holds_out_training_samples_and_leaves_the_test_set_a
     rows = {tuple(r.tolist()) for r in full.train_x.flatten(1)}
     assert all(tuple(r.tolist()) in rows for r in val.test_x.flatten(1))     # held out from training ...
     assert torch.equal(load_data("digits", validation=100).test_x, val.test_x)   # ... by a fixed split
-    with pytest.raises(Exception, match="validation = .* must be between"):
+    with pytest.raises(ConfigError, match="validation = .* must be between"):
         load_data("digits", validation=10**6)
