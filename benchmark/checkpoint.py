@@ -42,7 +42,11 @@ FORMAT = 1
 
 def rng_state() -> dict[str, Any]:
     """The global RNG states that training may consume (dropout, random growth, augmentation)."""
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # plain tensors and numbers only, so that the checkpoint loads with weights_only=True
+    state: dict[str, Any] = {"python": random.getstate(),
+                             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                                       float(cached)],
                              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -51,7 +55,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -92,8 +97,9 @@ def load_checkpoint(folder: Path, run_id: str, spec: dict) -> dict | None:
     if not path.is_file():
         return None
     try:
-        # weights_only=False: the checkpoint holds Python RNG tuples and NumPy state; it is our own file.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only=True: a checkpoint planted in a shared results folder cannot run code on resume
+        # (everything in it is tensors, numbers, strings, lists and dicts)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a truncated or corrupt file: start over
         return None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("run_id") != run_id:

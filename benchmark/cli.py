@@ -119,6 +119,9 @@ def build_parser() -> Parser:
                    help="rebuild: recreate results.db from the run folders; check: do folders and rows agree; "
                         "migrate: rewrite run folders of an older spec format (docs/results-schema.md)")
     s.add_argument("out", help="output folder")
+    s.add_argument("--repair", action="store_true",
+                   help="check: move the folders of runs whose files fail the check to OUT/broken/ (never "
+                        "deleted) and drop their rows, so the next 'sparsebench run' runs them again")
 
     st = sub.add_parser("status", help="done / running / interrupted / failed / diverged / pending runs")
     st.add_argument("out", help="output folder")
@@ -252,6 +255,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from leaderboard.table import aggregate, format_table, paired_gains
 
     df = results(args.out)
+    _say_left_out(df, args.out)
     if args.task is not None:
         if args.task not in set(df["task"]):
             raise ConfigError(f"no results for task {args.task!r} in {args.out}"
@@ -265,9 +269,16 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_left_out(df, out) -> None:
+    from benchmark.store import left_out_note
+
+    note = left_out_note(df, out)
+    if note:
+        print(f"sparsebench: {note}", file=sys.stderr)
+
+
 @command("leaderboard")
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    import json
 
     from leaderboard.site import build_site, read_published, serve
 
@@ -277,12 +288,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.store import results
     from pruners import PRUNERS
 
+    from benchmark.runfolder import read_metrics, run_dir
+
     df = results(args.out)
-    curves = {}
-    for rid in df["run_id"]:
-        p = Path(args.out) / "runs" / rid / "metrics.jsonl"
-        if p.is_file():
-            curves[rid] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    _say_left_out(df, args.out)
+    curves = {rid: m for rid in df["run_id"] if (m := read_metrics(run_dir(Path(args.out), rid))) is not None}
     info = {n: {"description": c.description, "paper": c.paper, "url": c.url} for n, c in PRUNERS.items()}
     published = read_published(args.published) if args.published else None
     index = build_site(df, args.site, published=published, curves=curves, pruner_info=info)
@@ -331,10 +341,18 @@ def cmd_store(args: argparse.Namespace) -> int:
               f"folder under the new id (old copy removed); {c['unfinished']} unfinished left in place (rerun "
               "their grid)")
         return 0
-    problems = Store(out).check()
+    if args.repair and args.action != "check":
+        raise ConfigError("--repair only applies to 'sparsebench store check'; drop it or use 'store check --repair'")
+    store = Store(out)
+    problems = store.check()
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)")
+    if args.repair and problems:
+        moved = store.repair()
+        print(f"moved {len(moved)} broken run folder(s) to {out / 'broken'} and rebuilt the store; run their "
+              "grid again to re-run them")
+        return 0 if not store.check() else 1
     return 1 if problems else 0
 
 
@@ -720,17 +738,32 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a scheduler's pre-emption), handled as Ctrl-C is: the pool's workers are
+    stopped, every finished run is in the store, a rerun resumes."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sparsebench: interrupted; finished runs are kept, run the same command again to resume",
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"sparsebench: {what}; finished runs are kept, run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

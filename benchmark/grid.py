@@ -43,6 +43,8 @@ Pruners that do not prune (``dense``) run once per task and seed, at sparsity 0.
 """
 from __future__ import annotations
 
+import re
+
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -133,15 +135,25 @@ def load_grid(path: str | Path) -> Grid:
     return grid
 
 
+#: The most runs one grid file may expand to (a larger one is refused before expanding; split it).
+MAX_RUNS = 20_000
+
+
 def expand_grid(raw: dict, where: str = "grid") -> Grid:
     """Expand a parsed grid table to validated RunSpecs (deduplicated, order preserved)."""
     _unknown(set(raw), TOP_KEYS, where)
     name = raw.get("name", Path(where).stem)
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: name must be a non-empty string")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(f"{where}: name {name!r} must be a plain name (letters, digits, '.', '_', '-'; no "
+                          "path), e.g. name = \"my-grid\"")
     tasks = _list(raw.get("tasks"), f"{where}: tasks", str)
     sparsities = _list(raw.get("sparsities", [0.0]), f"{where}: sparsities", (int, float))
     seeds = _list(raw.get("seeds", [0]), f"{where}: seeds", int)
+    for seed in seeds:
+        if not 0 <= seed < 2**63:  # the store keeps seeds as SQLite integers (64-bit signed)
+            raise ConfigError(f"{where}: seed {seed} is outside 0 … 2^63 − 1; use a smaller seed, e.g. seeds = [0, 1, 2]")
     recipe = _table(raw.get("recipe"), f"{where}: recipe")
     task_recipe = _table(raw.get("task_recipe"), f"{where}: task_recipe")
     analysis = _table(raw.get("analysis"), f"{where}: analysis")
@@ -165,6 +177,12 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
     if not isinstance(reparam_entries, list) or not reparam_entries:
         raise ConfigError(f"{where}: reparams must be a list of [[reparams]] tables with a name")
 
+    bound = len(tasks) * len(seeds) * len(reparam_entries) * sum(
+        len(e.get("sparsities", sparsities)) * max(1, len(e.get("allocation", [1])) if isinstance(e.get("allocation"), list) else 1)
+        if isinstance(e, dict) and isinstance(e.get("sparsities", sparsities), list) else 1 for e in pruner_entries)
+    if bound > MAX_RUNS:  # checked before expanding: every spec is validated, ~1 ms each
+        raise ConfigError(f"{where}: expands to up to {bound} runs, more than the {MAX_RUNS} a grid may hold; "
+                          "split it into several grid files")
     specs: list[RunSpec] = []
     resources: dict[str, Resources] = {}
     seen: set[str] = set()

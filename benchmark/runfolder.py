@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -71,7 +72,8 @@ def output_error(out: Path, exc: BaseException) -> OutputError:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # unique per writer (process, thread, call): two writers of one name never rename each other's file
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(4)}")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -218,6 +220,17 @@ def read_result(folder: Path) -> dict | None:
     return data if isinstance(data, dict) and data.get("run_id") == Path(folder).name else None
 
 
+def read_metrics(folder: Path) -> list[dict] | None:
+    """The epoch records of a run's metrics.jsonl; None when it is missing or malformed (a truncated
+    line: ``sparsebench store check`` names it)."""
+    try:
+        lines = (Path(folder) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError):
+        return None
+    return rows if all(isinstance(r, dict) for r in rows) else None
+
+
 def iter_results(out: Path) -> Iterator[dict]:
     """Every finished result under ``out/runs`` (sorted by run id)."""
     root = runs_dir(out)
@@ -252,10 +265,18 @@ def old_format_folders(out: Path) -> list[Path]:
 
 
 def reset_unfinished(folder: Path) -> None:
-    """Remove a run folder that has no result (a run killed before it finished)."""
+    """Empty a run folder that has no result (a run killed before it finished), keeping its claim
+    (``benchmark.claims``: removing it would let another driver start the same run)."""
     folder = Path(folder)
-    if folder.exists() and read_result(folder) is None:
-        shutil.rmtree(folder, ignore_errors=True)
+    if not folder.is_dir() or read_result(folder) is not None:
+        return
+    for entry in folder.iterdir():
+        if entry.name in ("claim.json", "claim.json.takeover"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def ensure_writable(out: Path) -> Path:

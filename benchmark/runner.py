@@ -37,6 +37,7 @@ from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, a
                                  is_output_error, output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec
+from benchmark.verify import MANIFEST, manifest
 from benchmark.train import build_optimizer, build_scheduler, loss_function
 from pruners import ALLOCATIONS, PRUNERS, Masks, PruneContext
 from pruners.registry import ConfigError, build_config
@@ -131,6 +132,7 @@ def record_failure(spec: RunSpec, out: str | Path, reason: str, device: str = "c
         if not (folder / "spec.json").exists():
             atomic_write_json(folder / "spec.json", spec.to_dict())
         RunLog(folder / "log.txt")(f"failed: {reason}")
+        rec[MANIFEST] = manifest(folder)
         atomic_write_json(folder / RESULT, rec)
     except OSError as exc:
         raise output_error(Path(out), exc) from None
@@ -196,6 +198,7 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
     try:
         log(f"end status={rec['status']}")
         writes.wait()  # every other file of the folder is on disk before the result declares it done
+        rec[MANIFEST] = manifest(folder)  # size and SHA-256 of each file (benchmark.verify)
         atomic_write_json(folder / RESULT, rec)
         fsync_path(folder)  # and the renames themselves (result.json's entry) are durable
         if rec["status"] != "failed":

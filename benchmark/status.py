@@ -4,8 +4,8 @@ States, from the run folders (the source of truth) alone:
 
 * ``done`` — ``result.json`` with status ok;
 * ``failed`` / ``diverged`` — ``result.json`` with that status; the reason is shown;
-* ``running`` — no result yet, and the folder's heartbeat (touched every
-  :data:`HEARTBEAT_S` seconds by the worker running it), log, metrics or checkpoint changed within
+* ``running`` — no result yet, and the folder's claim (its heartbeat, touched every
+  :data:`HEARTBEAT_S` seconds by the worker running it; :mod:`benchmark.claims`), log, metrics or checkpoint changed within
   ``stale_after`` seconds;
 * ``interrupted`` — no result and nothing changed for longer (a killed driver or lost worker); the
   next ``sparsebench run`` resumes it from its checkpoint (the epoch is shown) or starts it over;
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Iterable
 
 from benchmark.checkpoint import CHECKPOINT
+from benchmark.claims import CLAIM, stale_reason
 from benchmark.runfolder import read_result, run_dir, runs_dir
 from benchmark.spec import RunSpec
 
 STATES = ("done", "running", "interrupted", "failed", "diverged", "pending")
-HEARTBEAT = "heartbeat"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 180.0
-_ACTIVITY = (HEARTBEAT, "log.txt", "metrics.jsonl", CHECKPOINT, "spec.json")
+_ACTIVITY = (CLAIM, "log.txt", "metrics.jsonl", CHECKPOINT, "spec.json")
 
 
 @dataclass
@@ -79,7 +79,8 @@ def folder_status(folder: Path, grid: str = "", spec: dict | None = None,
     mtimes = [(folder / n).stat().st_mtime for n in _ACTIVITY if (folder / n).exists()]
     age = (now or time.time()) - max(mtimes, default=0.0)
     epoch = _last_epoch(folder)
-    if age <= stale_after:
+    gone = stale_reason(folder, now)  # a claim whose process on this host is gone: interrupted at once
+    if age <= stale_after and not (gone and "gone" in gone):
         return RunStatus(folder.name, "running", grid, _label(spec), epoch=epoch)
     resume = (f"resumes after epoch {epoch}" if (folder / CHECKPOINT).exists() and epoch
               else "starts over")

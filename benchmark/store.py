@@ -126,10 +126,16 @@ class Store:
                 con.close()
         return len(rows)
 
+    def _corrupt(self, exc: sqlite3.DatabaseError) -> ConfigError:
+        return ConfigError(f"results store {str(self.path)!r} is damaged ({exc}); run "
+                           f"'sparsebench store rebuild {self.out}' to recreate it from the run folders")
+
     def run_ids(self) -> set[str]:
         con = self._con()
         try:
             return {r[0] for r in con.execute("SELECT run_id FROM runs")}
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
         finally:
             con.close()
 
@@ -145,6 +151,8 @@ class Store:
                         rec[n] = json.loads(rec[n])
                 out.append(rec)
             return out
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
         finally:
             con.close()
 
@@ -181,16 +189,39 @@ class Store:
         os.replace(tmp, self.path)
         return len(rows)
 
+    def broken_runs(self) -> list[str]:
+        """Finished runs whose files fail :func:`benchmark.verify.deep_problems`."""
+        from benchmark.verify import deep_problems
+
+        return [r["run_id"] for r in iter_results(self.out) if deep_problems(self.out / "runs" / r["run_id"], r)]
+
+    def repair(self) -> list[Path]:
+        """Move the folders of :meth:`broken_runs` to ``<out>/broken/`` and rebuild the store."""
+        from benchmark.verify import move_aside
+
+        moved = [move_aside(self.out, self.out / "runs" / rid) for rid in self.broken_runs()]
+        self.rebuild()
+        return moved
+
     def check(self) -> list[str]:
-        """Problems where run folders and rows disagree (empty when consistent)."""
+        """Problems of the output folder, each with its fix (empty when consistent): rows and run folders
+        that disagree, and finished runs whose files fail :func:`benchmark.verify.deep_problems`."""
+        from benchmark.verify import RERUN_HINT, deep_problems
+
         folders = {r["run_id"]: r for r in iter_results(self.out)}
+        broken = []
+        for rid, rec in sorted(folders.items()):
+            for problem in deep_problems(self.out / "runs" / rid, rec):
+                broken.append(f"{rid}: {problem}; {RERUN_HINT.replace('OUT', str(self.out))}")
         rows = {r["run_id"]: r for r in self.rows()}
-        problems = [f"{rid}: finished run folder has no row" for rid in sorted(set(folders) - set(rows))]
+        problems = [f"{rid}: finished run folder has no row (run 'sparsebench store rebuild {self.out}')" for rid in sorted(set(folders) - set(rows))]
         problems += [f"{rid}: row has no finished run folder" for rid in sorted(set(rows) - set(folders))]
         for rid in sorted(set(folders) & set(rows)):
             if folders[rid].get("status") != rows[rid].get("status") or \
                     folders[rid].get("finished_at") != rows[rid].get("finished_at"):
-                problems.append(f"{rid}: row differs from the run folder's result.json")
+                problems.append(f"{rid}: row differs from the run folder's result.json; run "
+                                f"'sparsebench store rebuild {self.out}'")
+        problems += broken
         problems += [f"{f.name}: spec.json has spec format 1 (its run id does not name the task); run "
                      f"'sparsebench store migrate {self.out}' or re-run its grid" for f in old_format_folders(self.out)]
         return problems
@@ -202,4 +233,29 @@ def results(out: str | Path = "results") -> pd.DataFrame:
     if not (out / DB_NAME).exists() and not (out / "runs").is_dir():
         raise ConfigError(f"no results under {str(out)!r}; run a grid first (sparsebench run grids/quick.toml "
                           f"--out {out})")
-    return Store(out).dataframe()
+    from benchmark.verify import quick_problem
+
+    fresh = not (out / DB_NAME).exists()
+    store = Store(out)
+    if fresh:  # a deleted results.db: the run folders are the source of truth
+        store.ingest_folders()
+    df = store.dataframe()
+    broken = [rid for rid in df["run_id"] if quick_problem(out / "runs" / rid, _result_of(out, rid)) is not None]
+    df = df[~df["run_id"].isin(broken)].reset_index(drop=True)
+    df.attrs["left_out"] = broken  # finished runs whose files fail their check (shown by 'store check')
+    return df
+
+
+def _result_of(out: Path, run_id: str) -> dict:
+    from benchmark.runfolder import read_result, run_dir
+
+    return read_result(run_dir(out, run_id)) or {}
+
+
+def left_out_note(df: pd.DataFrame, out: str | Path) -> str | None:
+    """The line that says how many runs :func:`results` left out, or None."""
+    n = len(df.attrs.get("left_out", []))
+    if not n:
+        return None
+    return (f"left out {n} finished run(s) whose files fail their check; 'sparsebench store check {out}' "
+            "names them")

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from benchmark.runfolder import atomic_write_bytes
 from leaderboard import plots
 from leaderboard.table import add_method, aggregate, export_table, format_table, has_parquet
 
@@ -231,9 +232,7 @@ def _write(out: Path, produced: _Output) -> BuildReport:
             unchanged.append(rel)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
         written.append(rel)
 
     for rel, data in sorted(produced.files.items()):

@@ -33,6 +33,8 @@ Aggregated columns (:func:`aggregate`), over the runs with status ``ok`` of one
 """
 from __future__ import annotations
 
+import re
+
 import json
 import math
 from pathlib import Path
@@ -377,9 +379,28 @@ def format_table(agg: pd.DataFrame, fmt: str = "plain", gains: bool = False) -> 
     from tabulate import tabulate
 
     disp = gains_frame(agg) if gains else display_frame(agg)
+    if fmt == "md":  # names come from plugins: no raw HTML or Markdown syntax reaches a rendered page
+        for col in NAME_COLUMNS & set(disp.columns):
+            disp[col] = disp[col].map(md_escape)
     tablefmt = {"plain": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
     return tabulate(disp.values.tolist(), headers=list(disp.columns), tablefmt=tablefmt,
                     disable_numparse=True)
+
+
+#: Display columns that hold names (a plugin's, a task's), escaped in Markdown output.
+NAME_COLUMNS = {"task", "method", "vs", "optimizer"}
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+
+
+def md_escape(value: object) -> object:
+    """A Markdown table cell that renders as the text it holds: HTML-escaped (``<script>`` shows as
+    text); the characters that make links, code, emphasis or break the table (``\\ ` * [ ] |``) are
+    backslash-escaped.  Non-strings pass through."""
+    if not isinstance(value, str):
+        return value
+    import html
+
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(value, quote=False))
 
 
 def has_parquet() -> bool:

@@ -37,12 +37,9 @@ def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from benchmark.runfolder import atomic_write_bytes  # the one atomic writer (temp name unique per writer)
+
+    atomic_write_bytes(path, data)
 
 
 class Masks(Mapping[str, torch.Tensor]):

@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
 import benchmark
-from benchmark.runfolder import run_dir
+from benchmark.runfolder import read_metrics, run_dir
 from benchmark.stats import plateau
 from leaderboard.table import add_method
 
@@ -28,8 +27,7 @@ def curves(out: Path, grids: list[str] | None = None) -> str:
     for task, sub in df.groupby("task"):
         epochs = []
         for run_id in sub["run_id"]:
-            path = run_dir(out, run_id) / "metrics.jsonl"
-            epochs += [json.loads(line) | {"run_id": run_id} for line in path.read_text().splitlines() if line.strip()]
+            epochs += [m | {"run_id": run_id} for m in read_metrics(run_dir(out, run_id)) or []]
         e = pd.DataFrame(epochs)
         mean = e.groupby("epoch")["test_top1"].mean()
         per_seed = [plateau(g.sort_values("epoch")["test_top1"]) for _, g in e.groupby("run_id")]

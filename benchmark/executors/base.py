@@ -84,7 +84,7 @@ class RunTimeLimit(BaseException):
 
 
 def time_limit_reason(seconds: float) -> str:
-    return f"exceeded the per-run time limit of {seconds:g} s"
+    return f"timeout: exceeded the per-run time limit of {seconds:g} s"
 
 
 def died_reason(exitcode: int | None) -> str:
@@ -101,61 +101,83 @@ def died_reason(exitcode: int | None) -> str:
     return f"worker process died (exit code {exitcode})"
 
 
+#: ``status`` of the record a worker returns for a run that another process holds (see
+#: :mod:`benchmark.claims`); never written to a run folder or the store: the driver waits for that run.
+CLAIMED = "claimed"
+#: Key set on the record of a run that another driver finished after this driver looked.
+ELSEWHERE = "finished_elsewhere"
+
+
+def claimed_record(spec: RunSpec, holder: str) -> dict:
+    return {"run_id": spec.run_id, "status": CLAIMED, "reason": f"claimed by {holder}"}
+
+
 def execute_in_worker(spec_dict: dict, out: str, device: str, grid: str,
                       run_timeout: float | None = None, imports: list[str] | None = None) -> dict:
-    """What a worker runs for one spec: imports, then :func:`benchmark.runner.execute` under a
-    cooperative per-run timer (SIGALRM; only in a process's main thread).  A run past its limit is
-    recorded ``failed`` with the time-limit reason; its checkpoint is kept."""
-    from benchmark.runner import execute, now, record_failure
+    """What a worker runs for one spec: claim the run (:mod:`benchmark.claims`), imports, then
+    :func:`benchmark.runner.execute` under a cooperative per-run timer (SIGALRM; only in a process's
+    main thread).  A run past its limit is recorded ``failed`` with a reason that starts "timeout:"; its
+    checkpoint is kept.
 
-    load_worker_imports(imports)
+    A run claimed by another live process returns a ``claimed`` record (the driver waits for it); a
+    run whose ``result.json`` appeared since the driver looked returns that result marked
+    :data:`ELSEWHERE`.  A retried failed run reaches here without its result.json (the driver moves it
+    aside first, :func:`benchmark.driver.run_grid`)."""
+    from benchmark.claims import holder_label, try_claim
+    from benchmark.runfolder import read_result, run_dir
+    from benchmark.runner import RunLog, execute, now, record_failure
+
     spec = RunSpec.from_dict(spec_dict)
-    use_alarm = bool(run_timeout) and threading.current_thread() is threading.main_thread()
-    started, t0 = now(), time.perf_counter()
-    beat = _Heartbeat(Path(out) / "runs" / spec.run_id)
-    if use_alarm:
-        def _expired(signum, frame):  # noqa: ARG001
-            raise RunTimeLimit()
-
-        previous = signal.signal(signal.SIGALRM, _expired)
-        signal.setitimer(signal.ITIMER_REAL, float(run_timeout))
+    folder = run_dir(Path(out), spec.run_id)
+    claim = try_claim(folder, log=RunLog(folder / "log.txt"))
+    if claim is None:
+        return claimed_record(spec, holder_label(folder))
     try:
-        return execute(spec, out, device=device, grid=grid)
-    except RunTimeLimit:
-        return record_failure(spec, out, time_limit_reason(float(run_timeout)), device=device, grid=grid,
-                              started_at=started, total_time_s=time.perf_counter() - t0)
-    finally:
+        done = read_result(folder)
+        if done is not None:
+            return {**done, ELSEWHERE: True}
+        load_worker_imports(imports)
+        use_alarm = bool(run_timeout) and threading.current_thread() is threading.main_thread()
+        started, t0 = now(), time.perf_counter()
+        beat = _Heartbeat(claim)
         if use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        beat.stop()
+            def _expired(signum, frame):  # noqa: ARG001
+                raise RunTimeLimit()
+
+            previous = signal.signal(signal.SIGALRM, _expired)
+            signal.setitimer(signal.ITIMER_REAL, float(run_timeout))
+        try:
+            return execute(spec, out, device=device, grid=grid)
+        except RunTimeLimit:
+            return record_failure(spec, out, time_limit_reason(float(run_timeout)), device=device, grid=grid,
+                                  started_at=started, total_time_s=time.perf_counter() - t0)
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            beat.stop()
+    finally:
+        claim.release()
 
 
 class _Heartbeat:
-    """Touches ``<run folder>/heartbeat`` every HEARTBEAT_S seconds from a daemon thread while the run
-    executes, so ``sparsebench status`` tells a running run from one whose worker is gone."""
+    """Refreshes the run's claim (its modification time is the heartbeat, :mod:`benchmark.claims`) every
+    HEARTBEAT_S seconds from a daemon thread while the run executes, so other drivers and
+    ``sparsebench status`` tell a running run from one whose worker is gone."""
 
-    def __init__(self, folder: Path) -> None:
-        from benchmark.status import HEARTBEAT, HEARTBEAT_S
+    def __init__(self, claim) -> None:
+        from benchmark.status import HEARTBEAT_S
 
-        self.path, self.period = folder / HEARTBEAT, HEARTBEAT_S
+        self.claim, self.period = claim, HEARTBEAT_S
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                if self.path.parent.is_dir():
-                    self.path.touch()
-            except OSError:
-                pass
+            self.claim.touch()
             self._stop.wait(self.period)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError:
-            pass

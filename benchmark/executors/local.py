@@ -43,6 +43,7 @@ import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import signal
 import sys
 import threading
 import time
@@ -140,6 +141,9 @@ def _worker_main(conn: mpc.Connection, threads: int, imports: list[str], context
     error.  ``threads`` and ``imports`` are the ones for the worker's start-up (each run brings its own);
     ``context`` is the driver's environment, working directory and sys.path (:func:`_driver_context`)."""
     _adopt(context)
+    # Ctrl-C reaches the whole process group: only the driver handles it (it stops the workers), so a
+    # worker prints no KeyboardInterrupt traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     import benchmark.runner  # noqa: F401  (the slow imports happen before any run's clock starts)
     from benchmark.executors.base import load_worker_imports

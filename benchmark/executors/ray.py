@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from benchmark.executors.base import EXECUTORS, Executor, died_reason, execute_in_worker, worker_imports
+from benchmark.executors.base import (EXECUTORS, Executor, died_reason, execute_in_worker, time_limit_reason,
+                                      worker_imports)
 from benchmark.spec import RunSpec
 from pruners.registry import ConfigError
 
@@ -118,7 +119,7 @@ class RayExecutor(Executor):
                     try:
                         kind, payload = ray.get(ref)
                     except TaskCancelledError:
-                        yield record_failure(spec, out, f"exceeded the per-run time limit of {self.run_timeout:g} s",
+                        yield record_failure(spec, out, time_limit_reason(self.run_timeout),
                                              device=self.device, grid=grid, started_at=started_at)
                         continue
                     except (WorkerCrashedError, NodeDiedError) as exc:

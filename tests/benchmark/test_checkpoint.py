@@ -242,3 +242,28 @@ def test_a_background_write_error_is_classified_like_an_inline_one(tmp_path, mon
     else:
         rec = execute(spec, tmp_path)
         assert rec["status"] == "failed" and "Input/output error" in rec["reason"]
+
+
+class _Planted:
+    """A pickle that would write a file when unpickled with weights_only=False."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_checkpoint_runs_no_code_on_resume(tmp_path):
+    """Checkpoints load with weights_only=True: a checkpoint.pt planted in a shared results folder is
+    ignored (the run starts over) and its payload never executes."""
+    spec = _spec(epochs=2)
+    folder = run_dir(tmp_path, spec.run_id)
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps(spec.to_dict()))
+    marker = tmp_path / "pwned"
+    torch.save({"format": 1, "run_id": spec.run_id, "spec": spec.to_dict(), "evil": _Planted(marker)},
+               folder / CHECKPOINT)
+    assert load_checkpoint(folder, spec.run_id, spec.to_dict()) is None
+    assert not marker.exists()
+    assert execute(spec, tmp_path)["status"] == "ok" and not marker.exists()

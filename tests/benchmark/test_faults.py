@@ -54,7 +54,7 @@ def test_pool_survives_worker_death_raise_oom_and_timeout(tmp_path, faulty):
     assert recs["raise"]["reason"] == "ValueError: scores exploded on purpose"
     assert recs["oom"]["reason"] == "out of memory"
     assert recs["oom-torch"]["reason"].startswith("out of memory (CUDA out of memory.")
-    assert recs["sleep"]["reason"] == "exceeded the per-run time limit of 30 s"
+    assert recs["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 30 s"
     # the store has every run exactly once and agrees with the folders
     rows = Store(out).rows()
     assert sorted(r["run_id"] for r in rows) == sorted(s.run_id for s in grid.specs)

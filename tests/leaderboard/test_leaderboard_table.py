@@ -189,3 +189,13 @@ def test_anytime_averages_each_step_count_over_seeds(synth):
     a = anytime(synth.make_df(runs)).iloc[0]
     assert (a["seeds"], a["top1@300"], a["top1@1000"], a["top1@end"]) == (2, 61.0, 72.0, 81.0)
     assert list(anytime(synth.make_df(runs)).columns[-3:]) == ["top1@300", "top1@1000", "top1@end"]
+
+
+def test_markdown_export_escapes_hostile_names(synth):
+    """A plugin's name reaches the Markdown table as text: no raw tag, link or broken column."""
+    hostile = "<script>alert(1)</script>[x](javascript:alert(1))|`y`"
+    md = format_table(aggregate(synth.make_df([synth.make_run(pruner=hostile, seed=s) for s in (0, 1)])), "md")
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "\\[x\\](javascript" in md and "\\|" in md and "\\`y\\`" in md
+    header, rule, row = md.splitlines()[:3]
+    assert row.replace("\\|", "").count("|") == header.count("|"), "the name does not add a column"
