@@ -322,6 +322,8 @@ def cmd_store(args: argparse.Namespace) -> int:
     from benchmark.runfolder import is_output_error, output_error
 
     out = _output_folder(args.out)
+    if args.repair and args.action != "check":
+        raise ConfigError("--repair only applies to 'sparsebench store check'; drop it or use 'store check --repair'")
     if args.action == "rebuild":
         n = Store.__new__(Store)
         n.out, n.path = out, out / "results.db"
@@ -341,8 +343,6 @@ def cmd_store(args: argparse.Namespace) -> int:
               f"folder under the new id (old copy removed); {c['unfinished']} unfinished left in place (rerun "
               "their grid)")
         return 0
-    if args.repair and args.action != "check":
-        raise ConfigError("--repair only applies to 'sparsebench store check'; drop it or use 'store check --repair'")
     store = Store(out)
     problems = store.check()
     for p in problems:
