@@ -127,6 +127,7 @@ def execute_in_worker(spec_dict: dict, out: str, device: str, grid: str,
     from benchmark.runfolder import read_result, run_dir
     from benchmark.runner import RunLog, execute, now, record_failure
 
+    load_worker_imports(imports)  # first: the spec may name a plugin's pruner
     spec = RunSpec.from_dict(spec_dict)
     folder = run_dir(Path(out), spec.run_id)
     claim = try_claim(folder, log=RunLog(folder / "log.txt"))
@@ -136,7 +137,6 @@ def execute_in_worker(spec_dict: dict, out: str, device: str, grid: str,
         done = read_result(folder)
         if done is not None:
             return {**done, ELSEWHERE: True}
-        load_worker_imports(imports)
         use_alarm = bool(run_timeout) and threading.current_thread() is threading.main_thread()
         started, t0 = now(), time.perf_counter()
         beat = _Heartbeat(claim)

@@ -210,6 +210,7 @@ def collect(out: Path) -> dict[str, int]:
     Returns counts: ``ingested`` (new rows), ``failed`` (jobs recorded as failed now), ``waiting``
     (jobs still queued or running, or whose fate is unknown).
     """
+    from benchmark.claims import read_claim, stale_reason
     from benchmark.runner import record_failure
     from benchmark.store import Store
 
@@ -230,6 +231,9 @@ def collect(out: Path) -> dict[str, int]:
     for run_id, entry in sorted(latest.items()):
         folder = run_dir(out, run_id)
         if read_result(folder) is not None:
+            continue
+        if read_claim(folder) is not None and stale_reason(folder) is None:
+            counts["waiting"] += 1  # another driver or job holds the run (its job found it claimed)
             continue
         state = _job_state(out, entry)
         if state in END_STATES or state == "COMPLETED":

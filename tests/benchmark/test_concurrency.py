@@ -127,6 +127,8 @@ def test_a_truncated_artefact_is_named_left_out_and_rerun(tmp_path, finished, na
     assert len(problems) == 1 and problems[0].startswith(f"{folder.name}: {name}"), problems
     df = results(out)
     assert folder.name not in set(df["run_id"]) and df.attrs["left_out"] == [folder.name]
+    if name != "masks.pt":  # one rerun is enough to show the repair (each costs a driver start)
+        return
     res = subprocess.run(_cmd(grid, out), env=_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert f"{folder.name}: {name}" in res.stdout + res.stderr and "running it again" in res.stdout + res.stderr
@@ -196,8 +198,8 @@ def test_table_without_a_database_ingests_the_run_folders(tmp_path, finished):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_workers_and_the_rerun_completes(tmp_path, sig):
     grid = tmp_path / "g.toml"
-    grid.write_text(GRID.format(name="k", sparsities="[0.2, 0.3, 0.5, 0.7, 0.8, 0.9]").replace(
-        "epochs = 2", "epochs = 6"))
+    grid.write_text(GRID.format(name="k", sparsities="[0.3, 0.5, 0.7, 0.9]").replace(
+        "epochs = 2", "epochs = 4"))
     out = tmp_path / "out"
     proc = subprocess.Popen(_cmd(grid, out, "--workers", "2"), env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -215,6 +217,6 @@ def test_a_signal_stops_workers_and_the_rerun_completes(tmp_path, sig):
             os.kill(pid, 0)
     finished = len(list(out.glob("runs/*/result.json")))
     assert Store(out).check() == [], "every finished run has its row"
-    assert 1 <= finished < 12
+    assert 1 <= finished < 8
     subprocess.run(_cmd(grid, out, "--workers", "2"), env=_env(), check=True, capture_output=True, timeout=600)
-    assert len(results(out)) == 12 and Store(out).check() == []
+    assert len(results(out)) == 8 and Store(out).check() == []
