@@ -78,6 +78,12 @@ def _pid_gone(pid: object) -> bool:
     return False
 
 
+def holder_gone(folder: Path) -> bool:
+    """True when ``folder``'s claim was made on this host by a process that no longer exists."""
+    holder = read_claim(folder) or {}
+    return holder.get("host") == socket.gethostname() and _pid_gone(holder.get("pid"))
+
+
 def stale_reason(folder: Path, now: float | None = None) -> str | None:
     """Why the claim of ``folder`` is stale, or None when it is live (or there is none)."""
     from benchmark.status import STALE_AFTER_S
@@ -89,7 +95,7 @@ def stale_reason(folder: Path, now: float | None = None) -> str | None:
         age = (now or time.time()) - (Path(folder) / CLAIM).stat().st_mtime
     except FileNotFoundError:
         return None
-    if holder.get("host") == socket.gethostname() and _pid_gone(holder.get("pid")):
+    if holder_gone(folder):
         return f"its process {holder.get('pid')} on this host is gone"
     if age > STALE_AFTER_S:
         return f"no heartbeat for {age:.0f} s"

@@ -174,7 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               "when they have finished")
         return 0
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status.items())) or "nothing new"
-    print(f"{grid.name}: {report.total} runs, {report.skipped} already done, ran {report.ran} ({counts}); "
+    shared = f", {report.elsewhere} finished by another driver" if report.elsewhere else ""
+    print(f"{grid.name}: {report.total} runs, {report.skipped} already done{shared}, ran {report.ran} ({counts}); "
           f"results in {args.out}")
     return 0
 
@@ -545,7 +546,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     executor = EXECUTORS.get("local")(workers=args.workers, device=device)
     report = run_grid(grid.specs, args.out, executor, grid=grid.name, progress=not args.no_progress)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status.items())) or "nothing new"
-    print(f"{grid.name}: {report.total} runs, {report.skipped} already done, ran {report.ran} ({counts}); "
+    shared = f", {report.elsewhere} finished by another driver" if report.elsewhere else ""
+    print(f"{grid.name}: {report.total} runs, {report.skipped} already done{shared}, ran {report.ran} ({counts}); "
           f"results in {args.out}")
     _print_ranking(Path(args.out), grid, names)
     return 0

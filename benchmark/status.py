@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from benchmark.checkpoint import CHECKPOINT
-from benchmark.claims import CLAIM, stale_reason
+from benchmark.claims import CLAIM, holder_gone
 from benchmark.runfolder import read_result, run_dir, runs_dir
 from benchmark.spec import RunSpec
 
@@ -79,8 +79,8 @@ def folder_status(folder: Path, grid: str = "", spec: dict | None = None,
     mtimes = [(folder / n).stat().st_mtime for n in _ACTIVITY if (folder / n).exists()]
     age = (now or time.time()) - max(mtimes, default=0.0)
     epoch = _last_epoch(folder)
-    gone = stale_reason(folder, now)  # a claim whose process on this host is gone: interrupted at once
-    if age <= stale_after and not (gone and "gone" in gone):
+    # a claim whose process on this host is gone: interrupted at once, not "running" for minutes
+    if age <= stale_after and not holder_gone(folder):
         return RunStatus(folder.name, "running", grid, _label(spec), epoch=epoch)
     resume = (f"resumes after epoch {epoch}" if (folder / CHECKPOINT).exists() and epoch
               else "starts over")
