@@ -94,8 +94,8 @@ def build_parser() -> Parser:
     r.add_argument("--plugin", action="append", default=[], metavar="TARGET",
                    help="load pruners from a .py file or package.module first (repeatable; docs/plugins.md)")
 
-    ls = sub.add_parser("list", help="list registered tasks, pruners, reparams or allocations")
-    ls.add_argument("what", choices=["tasks", "pruners", "reparams", "allocations"])
+    ls = sub.add_parser("list", help="list registered tasks, pruners, schedules, reparams or allocations")
+    ls.add_argument("what", choices=["tasks", "pruners", "schedules", "reparams", "allocations"])
 
     t = sub.add_parser("table", help="print the aggregated results table (mean ± std over seeds)")
     t.add_argument("--out", default="results", help="output folder of the runs")
@@ -231,16 +231,22 @@ def _check_device(name: str) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from benchmark.spec import field_defaults
     from benchmark.tasks import TASKS
-    from pruners import ALLOCATIONS, PRUNERS
+    from pruners import ALLOCATIONS, PRUNERS, SCHEDULES
     from reparam import REPARAMS
 
     if args.what == "tasks":
         rows = [(n, t.dataset, t.model, t.recipe.epochs, t.recipe.optimizer, t.source) for n, t in TASKS.items()]
         print(tabulate(rows, headers=["task", "dataset", "model", "epochs", "optimizer", "source"]))
     elif args.what == "pruners":
-        rows = [(n, c.family, c.description, PRUNERS.origin(n)) for n, c in PRUNERS.items()]
-        print(tabulate(rows, headers=["pruner", "family", "description", "origin"]))
+        rows = [(n, c.family, "" if c.schedule_preset == "at_init" else f"{c.score_name} × {c.schedule_preset}",
+                 c.description, PRUNERS.origin(n)) for n, c in PRUNERS.items()]
+        print(tabulate(rows, headers=["pruner", "family", "preset of", "description", "origin"]))
+    elif args.what == "schedules":
+        rows = [(n, ", ".join(f"{k}={v!r}" for k, v in field_defaults(c).items()), c.description,
+                 SCHEDULES.origin(n)) for n, c in SCHEDULES.items()]
+        print(tabulate(rows, headers=["schedule", "hyperparameters (defaults)", "description", "origin"]))
     elif args.what == "reparams":
         rows = [(n, c.description, REPARAMS.origin(n)) for n, c in REPARAMS.items()]
         print(tabulate(rows, headers=["reparam", "description", "origin"]))
@@ -766,6 +772,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sparsebench: {what}; finished runs are kept, run the same command again to resume",
               file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
+    except BrokenPipeError:   # the reader went away (``sparsebench list pruners | head``): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

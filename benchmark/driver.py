@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 from benchmark.claims import read_claim, stale_reason
 from benchmark.executors.base import CLAIMED, ELSEWHERE, Executor
 from benchmark.runfolder import ensure_writable, is_output_error, output_error, read_result, run_dir
-from benchmark.spec import RunSpec
+from benchmark.spec import RunSpec, run_label
 from benchmark.store import Store
 
 
@@ -46,10 +46,7 @@ class GridReport:
 
 def format_line(rec: dict) -> str:
     """The live line printed when a run finishes."""
-    label = f"{rec.get('task')} {rec.get('pruner')}"
-    if rec.get("reparam") not in (None, "none"):
-        label += f"+{rec['reparam']}"
-    label += f" s={rec.get('target_sparsity', 0):g} seed={rec.get('seed')}"
+    label = run_label(rec)
     if rec.get("status") == "ok":
         top1 = rec.get("final_top1")
         acc = f"top1 {top1:.2f}%" if top1 is not None else f"test loss {rec.get('final_test_loss'):.4g}"

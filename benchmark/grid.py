@@ -21,6 +21,9 @@ Format (see grids/quick.toml and docs/grids.md)::
     allocation = ["uniform", "global"]   # a string or a list (expanded)
     allocation_args = {}
     args = {}                            # hyperparameters
+    schedule = ["at_init", "gradual"]    # optional: a string or a list (expanded); a scoring pruner's
+    schedule_args = { gradual = { end = 0.7 } }   # schedule and its hyperparameters ('sparsebench list
+                                         # schedules'); with one schedule: schedule_args = { end = 0.7 }
     sparsities = [0.9]                   # optional: replaces the grid's sparsities for this entry
     reparams = ["none", "signin"]        # optional: only these [[reparams]] entries (by name or id)
 
@@ -63,8 +66,13 @@ else:  # pragma: no cover
 TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe", "dataset_args",
             "pruners", "reparams", "resources", "task_resources"}
 RESOURCE_KEYS = {"cpus", "gpus"}
-PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "sparsities", "reparams"}
+PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "schedule", "schedule_args", "sparsities", "reparams"}
 REPARAM_KEYS = {"name", "args", "id"}
+
+
+def _width(value: Any) -> int:
+    """How many entries a key that may be a string or a list expands to (for the size bound)."""
+    return max(1, len(value)) if isinstance(value, list) else 1
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
         raise ConfigError(f"{where}: reparams must be a list of [[reparams]] tables with a name")
 
     bound = len(tasks) * len(seeds) * len(reparam_entries) * sum(
-        len(e.get("sparsities", sparsities)) * max(1, len(e.get("allocation", [1])) if isinstance(e.get("allocation"), list) else 1)
+        len(e.get("sparsities", sparsities)) * _width(e.get("allocation")) * _width(e.get("schedule"))
         if isinstance(e, dict) and isinstance(e.get("sparsities", sparsities), list) else 1 for e in pruner_entries)
     if bound > MAX_RUNS:  # checked before expanding: every spec is validated, ~1 ms each
         raise ConfigError(f"{where}: expands to up to {bound} runs, more than the {MAX_RUNS} a grid may hold; "
@@ -192,9 +200,16 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
             raise ConfigError(f"{pw} needs name = \"<pruner>\"; run 'sparsebench list pruners'")
         pcls = PRUNERS.get(p["name"])
         allocations = _list(p.get("allocation", "global"), f"{pw}.allocation", str)
+        schedules = _list(p.get("schedule", ""), f"{pw}.schedule", str)
+        sched_args = _table(p.get("schedule_args"), f"{pw}.schedule_args")
+        if len(schedules) > 1 and sched_args and all(k in schedules and isinstance(v, dict)
+                                                      for k, v in sched_args.items()):
+            args_of = {sc: dict(sched_args.get(sc, {})) for sc in schedules}   # keyed by schedule
+        else:
+            args_of = {sc: sched_args for sc in schedules}
         p_sparsities = _list(p.get("sparsities", sparsities), f"{pw}.sparsities", (int, float))
         if not pcls.uses_sparsity:
-            p_sparsities, allocations = [0.0], ["global"]
+            p_sparsities, allocations, schedules = [0.0], ["global"], [""]
         # optional: restrict this pruner to some of the grid's [[reparams]] entries (by name or id)
         only = _list(p["reparams"], f"{pw}.reparams", str) if "reparams" in p else None
         if only is not None:
@@ -214,13 +229,14 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
                 continue
             for task in tasks:
                 rec = {**recipe, **task_recipe.get(task, {})}
-                for alloc in allocations:
+                for alloc, sched in ((a, sc) for a in allocations for sc in schedules):
                     for s in p_sparsities:
                         for seed in seeds:
                             try:
                                 spec = make_spec(task=task, pruner=p["name"], sparsity=s, seed=seed,
                                                  allocation=alloc, reparam=r["name"],
                                                  pruner_args=_table(p.get("args"), f"{pw}.args"),
+                                                 schedule=sched, schedule_args=args_of.get(sched, {}),
                                                  allocation_args=_table(p.get("allocation_args"),
                                                                         f"{pw}.allocation_args"),
                                                  reparam_args=_table(r.get("args"), f"{rw}.args"),

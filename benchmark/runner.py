@@ -36,13 +36,12 @@ from benchmark.checkpoint import load_checkpoint, remove_checkpoint, restore, sa
 from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, atomic_write_json, fsync_path,
                                  is_output_error, output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
-from benchmark.spec import RunSpec
+from benchmark.spec import RunSpec, components
 from benchmark.verify import MANIFEST, manifest
 from benchmark.train import build_optimizer, build_scheduler, loss_function
-from pruners import ALLOCATIONS, PRUNERS, Masks, PruneContext
+from pruners import Masks, PruneContext
 from pruners.registry import ConfigError, build_config
 from pruners.session import Diverged, Session, build_session, evaluate, fit
-from reparam import REPARAMS
 
 
 def now() -> str:
@@ -106,6 +105,7 @@ def base_record(spec: RunSpec, device: str = "cpu", grid: str = "") -> dict[str,
     rec = empty_record()
     rec.update(run_id=spec.run_id, grid=grid, task=spec.task, pruner=spec.pruner, allocation=spec.allocation,
                pruner_args=dict(spec.pruner_args), allocation_args=dict(spec.allocation_args),
+               schedule=spec.schedule, schedule_args=dict(spec.schedule_args),
                reparam=spec.reparam, reparam_args=dict(spec.reparam_args), seed=spec.seed,
                target_sparsity=spec.sparsity, optimizer=spec.recipe["optimizer"], lr=spec.recipe["lr"],
                weight_decay=spec.recipe["weight_decay"], epochs=spec.recipe["epochs"],
@@ -255,11 +255,8 @@ def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
     from benchmark.tasks.base import Recipe
 
     recipe = build_config(Recipe, dict(spec.recipe), "recipe")
-    pruner = build_config(PRUNERS.get(spec.pruner), dict(spec.pruner_args), f"pruner {spec.pruner!r}")
-    allocation = build_config(ALLOCATIONS.get(spec.allocation), dict(spec.allocation_args),
-                              f"allocation {spec.allocation!r}")
-    reparam = build_config(REPARAMS.get(spec.reparam), dict(spec.reparam_args), f"reparam {spec.reparam!r}")
-    rec.update(dataset=spec.dataset, model=spec.model, pruner_family=pruner.family,
+    pruner, allocation, reparam = components(spec)
+    rec.update(dataset=spec.dataset, model=spec.model, pruner_family=pruner.run_family,
                learned_sparsity=bool(pruner.learned_sparsity))
 
     data = cached_data(spec.dataset, spec.dataset_args)

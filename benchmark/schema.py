@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # (name, SQLite type, unit, description). JSON columns hold JSON text.
 COLUMNS: list[tuple[str, str, str, str]] = [
@@ -25,6 +25,9 @@ COLUMNS: list[tuple[str, str, str, str]] = [
     ("pruner_args", "JSON", "", "all pruner hyperparameters, defaults included"),
     ("allocation", "TEXT", "", "layer allocation (global, uniform, erk, ...)"),
     ("allocation_args", "JSON", "", "allocation options"),
+    ("schedule", "TEXT", "", "schedule named in the grid for a scoring pruner (gradual, periodic, ...); empty: "
+     "the pruner's own (at initialisation, a preset's such as gmp's, or a learned one)"),
+    ("schedule_args", "JSON", "", "schedule hyperparameters (empty with the pruner's own schedule)"),
     ("reparam", "TEXT", "", "reparam name (none = plain weights)"),
     ("reparam_args", "JSON", "", "reparam hyperparameters"),
     ("optimizer", "TEXT", "", "base optimiser of the recipe"),

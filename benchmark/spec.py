@@ -22,8 +22,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pruners import ALLOCATIONS, PRUNERS
+from pruners import ALLOCATIONS, PRUNERS, SCHEDULES
 from pruners.registry import ConfigError, build_config, config_dict, did_you_mean
+from pruners.schedules import bind_schedule
 from reparam import REPARAMS
 
 SPEC_VERSION = 2
@@ -65,6 +66,8 @@ class RunSpec:
     reparam: str
     dataset: str
     model: str
+    schedule: str = ""
+    schedule_args: Mapping[str, Any] = field(default_factory=dict)
     dataset_args: Mapping[str, Any] = field(default_factory=dict)
     model_args: Mapping[str, Any] = field(default_factory=dict)
     pruner_args: Mapping[str, Any] = field(default_factory=dict)
@@ -88,6 +91,10 @@ class RunSpec:
         d["pruner_args"] = non_default(d["pruner_args"], PRUNERS.get(self.pruner))
         d["allocation_args"] = non_default(d["allocation_args"], ALLOCATIONS.get(self.allocation))
         d["reparam_args"] = non_default(d["reparam_args"], REPARAMS.get(self.reparam))
+        if d["schedule"]:
+            d["schedule_args"] = non_default(d["schedule_args"], SCHEDULES.get(self.schedule))
+        else:   # the pruner's own schedule: not hashed, so stored ids stay valid
+            d.pop("schedule"), d.pop("schedule_args")
         d["recipe"] = non_default(d["recipe"], Recipe)
         d["analysis"] = {k: v for k, v in d["analysis"].items() if ANALYSIS_DEFAULTS.get(k) != v}
         return {k: v for k, v in d.items() if v != {}}
@@ -107,12 +114,7 @@ class RunSpec:
 
     def label(self) -> str:
         """A short human-readable description for progress lines."""
-        parts = [self.task, self.pruner]
-        if self.reparam != "none":
-            parts.append(f"+{self.reparam}")
-        parts.append(f"s={self.sparsity:g}")
-        parts.append(f"seed={self.seed}")
-        return " ".join(parts)
+        return run_label(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunSpec":
@@ -143,9 +145,20 @@ class RunSpec:
         return make_spec(**d)
 
 
+def run_label(d: Mapping[str, Any]) -> str:
+    """``task pruner[@schedule] [+reparam] s=… seed=…`` of a spec dict or a result record (progress lines,
+    ``sparsebench status``)."""
+    sparsity = d.get("sparsity", d.get("target_sparsity")) or 0
+    parts = [str(d.get("task")), str(d.get("pruner")) + (f"@{d['schedule']}" if d.get("schedule") else "")]
+    if d.get("reparam") not in (None, "none"):
+        parts.append(f"+{d['reparam']}")
+    return " ".join(parts + [f"s={sparsity:g}", f"seed={d.get('seed')}"])
+
+
 def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int = 0,
               allocation: str = "global", reparam: str = "none",
               pruner_args: Mapping[str, Any] | None = None,
+              schedule: str | None = None, schedule_args: Mapping[str, Any] | None = None,
               allocation_args: Mapping[str, Any] | None = None,
               reparam_args: Mapping[str, Any] | None = None,
               recipe: Mapping[str, Any] | None = None,
@@ -155,7 +168,9 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
     """Validate user input and return the resolved :class:`RunSpec` (ConfigError on bad input).
 
     ``dataset`` / ``model`` and their args default to the task's; given, they replace them (a stored
-    spec keeps what it was run with)."""
+    spec keeps what it was run with).  ``schedule`` (a name of ``sparsebench list schedules``) runs a
+    scoring pruner under that schedule; empty or the pruner's own, it is not recorded (docs/methods.md,
+    "The three axes")."""
     from benchmark.tasks import DATASETS, MODELS, dataset_info, get_task
     from benchmark.tasks.base import Recipe
     from pruners.plugins import pruner_metadata
@@ -169,6 +184,7 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
     dataset_info(dataset, **dataset_args)   # unknown or ill-typed dataset arguments: ConfigError
     pruner_cls = PRUNERS.get(pruner)
     pruner_obj = build_config(pruner_cls, dict(pruner_args or {}), f"pruner {pruner!r}")
+    schedule, schedule_args = bind_schedule(pruner_obj, schedule, schedule_args)
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or math.isnan(sparsity) \
             or not 0.0 <= sparsity < 1.0:
         raise ConfigError(f"sparsity {sparsity!r} is outside [0, 1); use a fraction such as 0.9 for 90 %")
@@ -203,10 +219,24 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
         an[key] = coerce_value(f"analysis {key}", value, ANALYSIS_DEFAULTS[key])
     versions = {"pruner": pruner_metadata(pruner)["version"], "allocation": str(ALLOCATIONS.get(allocation).version),
                 "reparam": str(REPARAMS.get(reparam).version), "recipe": Recipe.version}
+    if schedule:
+        versions["schedule"] = str(SCHEDULES.get(schedule).version)
     return RunSpec(
         task=t.name, pruner=pruner, sparsity=float(sparsity), seed=int(seed),
         allocation=allocation, reparam=reparam, dataset=dataset, model=model,
+        schedule=schedule, schedule_args=schedule_args,
         dataset_args=json.loads(json.dumps(dataset_args)), model_args=json.loads(json.dumps(model_args)),
         pruner_args=config_dict(pruner_obj), allocation_args=config_dict(alloc_obj),
         reparam_args=config_dict(reparam_obj), recipe=config_dict(full_recipe), analysis=an, versions=versions,
     )
+
+
+def components(spec: RunSpec) -> tuple[Any, Any, Any]:
+    """The pruner (its schedule bound), allocation and reparam objects of ``spec``: the one place a run's
+    method objects are built from a spec (the runner, the analysis)."""
+    pruner = build_config(PRUNERS.get(spec.pruner), dict(spec.pruner_args), f"pruner {spec.pruner!r}")
+    bind_schedule(pruner, spec.schedule, spec.schedule_args)
+    allocation = build_config(ALLOCATIONS.get(spec.allocation), dict(spec.allocation_args),
+                              f"allocation {spec.allocation!r}")
+    reparam = build_config(REPARAMS.get(spec.reparam), dict(spec.reparam_args), f"reparam {spec.reparam!r}")
+    return pruner, allocation, reparam

@@ -25,7 +25,7 @@ from typing import Iterable
 from benchmark.checkpoint import CHECKPOINT
 from benchmark.claims import CLAIM, holder_gone
 from benchmark.runfolder import read_result, run_dir, runs_dir
-from benchmark.spec import RunSpec
+from benchmark.spec import RunSpec, run_label
 
 STATES = ("done", "running", "interrupted", "failed", "diverged", "pending")
 HEARTBEAT_S = 30.0
@@ -46,11 +46,7 @@ class RunStatus:
 def _label(spec: dict | None) -> str:
     if not spec:
         return "?"
-    parts = [str(spec.get("task")), str(spec.get("pruner"))]
-    if spec.get("reparam") not in (None, "none"):
-        parts.append(f"+{spec['reparam']}")
-    parts += [f"s={spec.get('sparsity', 0):g}", f"seed={spec.get('seed')}"]
-    return " ".join(parts)
+    return run_label(spec)
 
 
 def _last_epoch(folder: Path) -> int | None:

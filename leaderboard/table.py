@@ -2,8 +2,8 @@
 
 Reads only the results DataFrame (``benchmark.results()``), never the store or run folders.
 
-*Method* = pruner with its layer allocation, hyperparameters and reparam
-(``pruner[/allocation][+reparam]``).  Runs that share a label but differ in hyperparameters are kept
+*Method* = pruner with its schedule, layer allocation, hyperparameters and reparam
+(``pruner[@schedule][/allocation][+reparam]``).  Runs that share a label but differ in hyperparameters are kept
 apart: the label gets the keys that differ, e.g. ``snip/global[batches=5]`` (:func:`add_method`); a key
 that some runs lack (added to the spec in a later version) splits only where its present values differ.  The
 same holds for the training recipe: when one task was run with several recipes (e.g. a grid that sets
@@ -65,7 +65,7 @@ def _config_error(msg: str) -> Exception:
 
 
 def method_label(row: pd.Series | dict) -> str:
-    """``pruner[/allocation][+reparam]`` — the readable part of a method name (no hyperparameters)."""
+    """``pruner[@schedule][/allocation][+reparam]`` — the readable part of a method name (no hyperparameters)."""
     label = base_label(row)
     if row.get("reparam") not in (None, "none"):
         label += f"+{row['reparam']}"
@@ -73,8 +73,11 @@ def method_label(row: pd.Series | dict) -> str:
 
 
 def base_label(row: pd.Series | dict) -> str:
-    """``pruner[/allocation]``: dense runs have no allocation."""
+    """``pruner[@schedule][/allocation]``: dense runs have no allocation; the schedule shows when the
+    grid chose one for a scoring pruner (``snip@gradual/global``)."""
     label = str(row["pruner"])
+    if row.get("schedule"):
+        label += f"@{row['schedule']}"
     if row.get("pruner_family") != "dense" and row["pruner"] != "dense" and row.get("allocation"):
         label += f"/{row['allocation']}"
     return label

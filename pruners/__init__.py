@@ -1,7 +1,7 @@
 """Pruners: masks and everything that decides them (scores, layer allocation, schedules).
 
 Import names: ``Masks``, ``Pruner``, ``register_pruner``, ``PRUNERS``, ``ALLOCATIONS``,
-``register_allocation``, ``MaskEnforcer``, ``Callback``, ``PruneContext``, ``TrainState``.
+``register_allocation``, ``SCHEDULES``, ``Schedule``, ``register_schedule``, ``MaskEnforcer``, ``Callback``, ``PruneContext``, ``TrainState``.
 Importing this package registers the built-in pruners.
 """
 from pruners.registry import ConfigError, Registry
@@ -11,9 +11,9 @@ from pruners.hooks import Callback, PruneContext, TrainState
 from pruners.allocation import ALLOCATIONS, Allocation, register_allocation
 from pruners.enforce import MaskEnforcer
 from pruners.base import PRUNERS, Pruner, register_pruner
+from pruners.schedules import SCHEDULES, Schedule, register_schedule
 from pruners import basic as _basic  # noqa: F401  (registers dense, random, magnitude)
-from pruners import oneshot as _oneshot, imp as _imp, gmp as _gmp  # noqa: F401  (dense-to-sparse)
-from pruners import dst as _dst, acdc as _acdc  # noqa: F401  (set, rigl, acdc)
+from pruners import presets as _presets  # noqa: F401  (oneshot, gmp, imp, lrr, acdc, set, rigl)
 from pruners import str_pruner as _str, cs as _cs  # noqa: F401  (learned sparsity: str, cs)
 from pruners import snip as _snip  # noqa: F401  (registers snip)
 from pruners import grasp as _grasp  # noqa: F401  (registers grasp)
@@ -21,6 +21,6 @@ from pruners import synflow as _synflow  # noqa: F401  (registers synflow)
 
 __all__ = [
     "ALLOCATIONS", "Allocation", "Callback", "ConfigError", "MaskEnforcer", "Masks", "PRUNERS",
-    "PruneContext", "Pruner", "Registry", "TrainState", "prunable_parameters", "register_allocation",
-    "register_pruner",
+    "PruneContext", "Pruner", "Registry", "SCHEDULES", "Schedule", "TrainState", "prunable_parameters",
+    "register_allocation", "register_pruner", "register_schedule",
 ]

@@ -10,23 +10,27 @@ A pruner is a dataclass whose fields are its hyperparameters, registered by name
 
 *Score*: :meth:`Pruner.scores` returns, per prunable parameter, a tensor of the same shape where a
 higher value means keep.  *Allocation* (``pruners.allocation``) spreads the target sparsity over
-layers and keeps the highest scores.  *Schedule*: at-init pruners are done after
-:meth:`Pruner.initial_masks`; dense-to-sparse and dynamic pruners also return training callbacks
-from :meth:`Pruner.callbacks` that change the masks during training.
+layers and keeps the highest scores (:meth:`Pruner.select`).  *Schedule* (``pruners.schedules``)
+decides when masks are chosen: ``at_init`` by default, any registered schedule when a grid names one
+(``schedule = "gradual"``), or a preset's fixed one (``gmp`` = magnitude × gradual, ``pruners.presets``).
+:meth:`initial_masks`, :meth:`callbacks`, :meth:`total_epochs` … hand over to the pruner's schedule;
+a pruner that learns its masks (STR, CS) or a plugin with a mechanism of its own overrides
+:meth:`initial_masks` / :meth:`callbacks` instead and then takes no schedule.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 from pruners.allocation import Allocation
-from pruners.hooks import Callback, PruneContext
+from pruners.hooks import Callback, PruneContext, TrainState
 from pruners.masks import Masks, prunable_parameters
 from pruners.registry import ConfigError, Registry
+from pruners.schedules import SCHEDULES, Schedule, nested_masks, plain_view
 
 FAMILIES = ("dense", "pai", "dense-to-sparse", "dst", "continuous")
 
@@ -54,6 +58,11 @@ class Pruner:
     version: ClassVar[str] = "1"
     author: ClassVar[str] = "sparsebench"
 
+    #: The schedule this pruner runs when the grid names none (a preset's fixed one, e.g. ``gradual``).
+    schedule_preset: ClassVar[str] = "at_init"
+    #: The name of the score a preset uses (``magnitude`` for gmp); a scoring pruner's own name.
+    score_name: ClassVar[str] = ""
+
     def validate(self) -> None:
         """Check hyperparameter ranges; raise ConfigError with a one-line fix."""
 
@@ -61,29 +70,85 @@ class Pruner:
         """Per prunable parameter, higher = keep.  Must not change the model."""
         raise NotImplementedError(f"{type(self).__name__} does not define scores()")
 
+    # --- score × allocation ---------------------------------------------------------------------
+    def select(self, model: nn.Module, ctx: PruneContext, density: float, allocation: Allocation,
+               within: Mapping[str, torch.Tensor] | None = None) -> Masks:
+        """Masks keeping ``density`` of the weights with the highest scores under ``allocation``,
+        nested in ``within`` when given (weights pruned there stay pruned).  SynFlow overrides it
+        with its iterative rounds."""
+        return nested_masks(checked_scores(self, self.scores(model, ctx), model), density, allocation, within)
+
+    def training_scores(self, state: TrainState) -> dict[str, torch.Tensor]:
+        """Scores of the network being trained (a drop-and-grow's drop, a "pruner" grow): :meth:`scores`
+        of its plain view (``pruners.schedules.plain_view``: the model, or a copy with the reparam folded)."""
+        model = plain_view(state)
+        return checked_scores(self, self.scores(model, state.ctx), model)
+
+    def training_select(self, state: TrainState, density: float, allocation: Allocation,
+                        within: Mapping[str, torch.Tensor] | None = None) -> Masks:
+        """:meth:`select` on the network being trained (schedules that re-prune during training)."""
+        return self.select(plain_view(state), state.ctx, density, allocation, within)
+
+    # --- schedule ---------------------------------------------------------------------------------
+    def default_schedule(self) -> Schedule:
+        """The schedule when the grid names none: ``at_init`` (presets return their own)."""
+        return SCHEDULES.get("at_init")()
+
+    @property
+    def mask_schedule(self) -> Schedule:
+        """The bound schedule (``pruners.schedules.bind_schedule``), else :meth:`default_schedule`."""
+        if self.__dict__.get("_schedule") is None:
+            self.__dict__["_schedule"] = self.default_schedule()
+        return self.__dict__["_schedule"]
+
+    @mask_schedule.setter
+    def mask_schedule(self, value: Schedule) -> None:
+        self.__dict__["_schedule"] = value
+
+    @property
+    def own_schedule(self) -> bool:
+        """True when the pruner overrides :meth:`initial_masks` or :meth:`callbacks` (STR, CS, some plugins)."""
+        cls = type(self)
+        return cls.initial_masks is not Pruner.initial_masks or cls.callbacks is not Pruner.callbacks
+
     def initial_masks(self, model: nn.Module, ctx: PruneContext, sparsity: float,
                       allocation: Allocation) -> Masks:
-        """Masks applied before training (the at-init step); default: score once, allocate."""
-        return allocation.masks(checked_scores(self, self.scores(model, ctx), model), 1.0 - sparsity)
+        """Masks applied before training (the schedule's: the at-init prune, dense for gmp …)."""
+        density_of(sparsity)   # a sparsity outside [0, 1) is a ConfigError whatever the schedule
+        return self.mask_schedule.initial_masks(self, model, ctx, sparsity, allocation)
 
     def callbacks(self, sparsity: float, allocation: Allocation) -> list[Callback]:
         """Training callbacks of the schedule (none for pruning at initialisation)."""
-        return []
+        return self.mask_schedule.callbacks(self, sparsity, allocation)
+
+    def check_recipe(self, recipe: Any) -> None:
+        """Refuse a recipe the schedule cannot be laid out on (IMP's rewind point, AC/DC's phases)."""
+        self.mask_schedule.check_recipe(recipe)
 
     def artifacts(self) -> dict[str, object]:
         """Files to keep in the run folder after training: name → :class:`Masks` (saved as
         ``<name>.pt`` + sparsity report) or a dict of tensors (saved with ``torch.save``).
         IMP / LRR keep each round's ticket masks and the rewind weights this way."""
-        return {}
+        return self.mask_schedule.artifacts()
+
+    def extra_results(self) -> dict:
+        """Method-specific results for result.json's ``extra`` (the schedule's log)."""
+        return self.mask_schedule.extra_results()
 
     def total_epochs(self, recipe_epochs: int, sparsity: float) -> int:
         """Epochs the whole run trains for (IMP / LRR: rounds × the recipe's epochs)."""
-        return recipe_epochs
+        return self.mask_schedule.total_epochs(recipe_epochs, sparsity)
 
     def lr_cycle_epochs(self, recipe_epochs: int, sparsity: float) -> int:
         """Length of one learning-rate schedule cycle; the schedule restarts every cycle (IMP / LRR
         rounds rewind the learning rate).  Default: one cycle over the whole run."""
-        return self.total_epochs(recipe_epochs, sparsity)
+        return self.mask_schedule.lr_cycle_epochs(recipe_epochs, sparsity)
+
+    @property
+    def run_family(self) -> str:
+        """The leaderboard family of a run: the schedule's (a scoring pruner under ``gradual`` is
+        dense-to-sparse) or, at initialisation, the pruner's own."""
+        return self.mask_schedule.family or self.family
 
 
 def checked_scores(pruner: Pruner, scores: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

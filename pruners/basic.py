@@ -5,19 +5,22 @@
   allocation every layer keeps a uniformly random subset of the target density (Liu et al. 2022;
   Gadhikar et al. ICML 2023, "Why random pruning is all we need to start sparse").
 - ``magnitude``: |θ| at initialisation (the "magnitude" baseline of the SynFlow paper,
-  Tanaka et al. 2020), global threshold by default.
+  Tanaka et al. 2020), global threshold by default; under a training schedule |θ| of the merged
+  weights (the score of the presets gmp, oneshot, imp, lrr, acdc, set, rigl: ``pruners.presets``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from pruners.allocation import Allocation
 from pruners.base import Pruner, register_pruner
-from pruners.hooks import PruneContext
+from pruners.hooks import PruneContext, TrainState
 from pruners.masks import Masks, prunable_parameters
+from pruners.schedules import magnitude_scores, nested_masks
 
 
 @register_pruner("dense")
@@ -32,8 +35,8 @@ class Dense(Pruner):
     def scores(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
         return {n: torch.ones_like(p) for n, p in prunable_parameters(model).items()}
 
-    def initial_masks(self, model: nn.Module, ctx: PruneContext, sparsity: float,
-                      allocation: Allocation) -> Masks:
+    def select(self, model: nn.Module, ctx: PruneContext, density: float, allocation: Allocation,
+               within: Mapping[str, torch.Tensor] | None = None) -> Masks:
         return Masks.ones(model)
 
 
@@ -60,3 +63,11 @@ class Magnitude(Pruner):
 
     def scores(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
         return {n: p.detach().abs().clone() for n, p in prunable_parameters(model).items()}
+
+    def training_scores(self, state: TrainState) -> dict[str, torch.Tensor]:
+        """|θ| of the merged weights of the network being trained (any reparam, no copy)."""
+        return magnitude_scores(state)
+
+    def training_select(self, state: TrainState, density: float, allocation: Allocation,
+                        within: Mapping[str, torch.Tensor] | None = None) -> Masks:
+        return nested_masks(magnitude_scores(state), density, allocation, within)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from pruners.allocation import Allocation
-from pruners.base import Pruner, checked_scores, density_of, register_pruner
+from pruners.base import Pruner, checked_scores, register_pruner
 from pruners.hooks import PruneContext
 from pruners.masks import Masks
 from pruners.registry import ConfigError
@@ -141,20 +141,22 @@ class SynFlow(Pruner):
         """One-shot SynFlow scores of the dense network (the first round of :meth:`initial_masks`)."""
         return self.masked_scores(model, ctx, None)
 
-    def initial_masks(self, model: nn.Module, ctx: PruneContext, sparsity: float,
-                      allocation: Allocation) -> Masks:
-        """Algorithm 1: E rounds of (score the masked network, keep density d^{(e+1)/E}).
+    def select(self, model: nn.Module, ctx: PruneContext, density: float, allocation: Allocation,
+               within: Mapping[str, torch.Tensor] | None = None) -> Masks:
+        """Algorithm 1: E rounds of (score the masked network, keep density d_0·(d/d_0)^{(e+1)/E}).
 
-        Already-pruned weights get score −1, below every kept weight (scores are ≥ 0).  |θ| is computed
-        once for all rounds.  With this class's own :meth:`masked_scores`, whose scores are new tensors
-        of exactly the prunable weights' names and shapes and checked finite, the generic
-        ``checked_scores`` runs on the first round only and the −1 is written in place; an overriding
-        subclass gets both checks on every round and its tensors are not written.
+        d_0 = 1 at initialisation; under a training schedule that nests (``within``, e.g. gradual) the
+        rounds start from the current masks and d_0 is their density.  Already-pruned weights get
+        score −1, below every kept weight (scores are ≥ 0).  |θ| is computed once for all rounds.  With
+        this class's own :meth:`masked_scores`, whose scores are new tensors of exactly the prunable
+        weights' names and shapes and checked finite, the generic ``checked_scores`` runs on the first
+        round only and the −1 is written in place; an overriding subclass gets both checks on every
+        round and its tensors are not written.
         """
-        density = density_of(sparsity)
         own = type(self).masked_scores is SynFlow.masked_scores
         absolute = self.abs_weights(model) if own else None
-        masks: Masks | None = None
+        masks: Masks | None = Masks({n: m for n, m in within.items()}) if within is not None else None
+        d0 = masks.density() if masks is not None else 1.0
         for e in range(self.iterations):
             scores = (self.masked_scores(model, ctx, masks, abs_weights=absolute) if own
                       else self.masked_scores(model, ctx, masks))
@@ -165,8 +167,12 @@ class SynFlow(Pruner):
                     scores = {n: _minus_one_where_pruned(s, masks[n]) for n, s in scores.items()}
                 else:
                     scores = {n: torch.where(masks[n].to(s.device), s, -1.0) for n, s in scores.items()}
-            masks = allocation.masks(scores, density ** ((e + 1) / self.iterations))
+            target = density ** ((e + 1) / self.iterations) if within is None else \
+                d0 * (density / d0) ** ((e + 1) / self.iterations)
+            masks = allocation.masks(scores, target)
         assert masks is not None
+        if within is not None:
+            masks = Masks({n: m & within[n].to(m.device) for n, m in masks.items()})
         return masks
 
 

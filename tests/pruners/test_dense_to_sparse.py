@@ -12,7 +12,7 @@ from benchmark.runner import execute
 from benchmark.spec import make_spec
 from pruners.session import build_session, fit
 from pruners import ALLOCATIONS, PRUNERS, Callback, ConfigError, PruneContext
-from pruners.imp import round_densities
+from pruners.schedules.rounds import round_densities
 from pruners.registry import build_config
 from pruners.schedules import cubic_sparsity
 
@@ -125,7 +125,7 @@ def test_imp_density_per_round_and_rewind_restores_theta_k():
             assert bool((weights[name][~m] == 0).all())
         for name in ("0.bias", "2.bias"):      # non-prunable parameters are rewound as well
             assert torch.equal(weights[name], theta_k[name])
-    assert len(pruner.ticket_masks) == 3
+    assert len(pruner.mask_schedule.ticket_masks) == 3
 
 
 def test_lrr_keeps_trained_weights_and_restarts_rounds():
@@ -155,7 +155,7 @@ def test_oneshot_prunes_once_before_finetuning():
 # --- AC/DC ----------------------------------------------------------------------------------------
 def test_acdc_documented_plan_on_100_epochs():
     acdc = build_config(PRUNERS.get("acdc"), {}, "acdc")
-    sw = acdc.switch_steps(100, 1)
+    sw = acdc.mask_schedule.switch_steps(100, 1)
     expected = {10: "C", 85: "C", 75: "D"}
     for e in range(10, 75, 10):
         expected[e] = "C"
@@ -163,7 +163,7 @@ def test_acdc_documented_plan_on_100_epochs():
     expected[75] = "D"
     assert sw == expected
     # scaled to a 10-epoch recipe with 10 steps per epoch: the same proportions in steps
-    assert acdc.switch_steps(10, 10) == {10 * k // 10: v for k, v in expected.items()}
+    assert acdc.mask_schedule.switch_steps(10, 10) == {10 * k // 10: v for k, v in expected.items()}
 
 
 def test_acdc_alternates_masks_on_those_steps():

@@ -11,7 +11,7 @@ from benchmark.runner import execute
 from benchmark.spec import make_spec
 from pruners.session import build_session, fit
 from pruners import ALLOCATIONS, PRUNERS, ConfigError, PruneContext
-from pruners.dst import drop_grow
+from pruners.schedules.periodic import drop_grow
 from pruners.registry import build_config
 from pruners.schedules import theta_gradients
 
@@ -65,10 +65,10 @@ def test_drop_grow_by_hand():
     w = torch.tensor([0.5, -0.1, 2.0, 0.0, 0.0, 0.0])
     g = torch.tensor([9.0, 9.0, 9.0, 0.3, -0.7, 0.1])
     # drop the active entry with the smallest |w| (index 1); it may be regrown, but |g| is larger at index 1
-    new = drop_grow(mask, w, g.abs(), 1)
+    new = drop_grow(mask, w.abs(), g.abs(), 1)
     assert new.tolist() == [True, True, True, False, False, False]
     g2 = torch.tensor([0.0, 0.2, 0.0, 0.3, -0.7, 0.1])
-    new2 = drop_grow(mask, w, g2.abs(), 2)     # drop indices 1 and 0; grow the two largest |g| inactive: 4, 3
+    new2 = drop_grow(mask, w.abs(), g2.abs(), 2)     # drop indices 1 and 0; grow the two largest |g| inactive: 4, 3
     assert new2.tolist() == [False, False, True, True, True, False]
     assert int(new2.sum()) == int(mask.sum())
 
@@ -111,9 +111,9 @@ def test_updates_keep_layer_counts_grow_at_zero_with_fresh_state(name, optimizer
 def test_no_update_after_end_fraction_and_interval():
     pruner, state, enf, _ = run_dst("rigl", {"update_interval": 3, "end": 0.5}, epochs=6, steps_per_epoch=5)
     T = state.total_steps                          # 30
-    steps = [u["t"] for u in pruner._cb.updates]
+    steps = [u["t"] for u in pruner.mask_schedule._cb.updates]
     assert steps == [t for t in range(3, T + 1, 3) if t < 0.5 * T] == [3, 6, 9, 12]
-    fr = [u["fraction"] for u in pruner._cb.updates]
+    fr = [u["fraction"] for u in pruner.mask_schedule._cb.updates]
     import math
     assert fr == pytest.approx([0.15 * (1 + math.cos(math.pi * t / 15)) for t in steps])
 
@@ -122,14 +122,14 @@ def test_rigl_grows_at_largest_gradient_among_inactive():
     pruner, state, enf, loader = run_dst("rigl", {"update_interval": 5, "drop_fraction": 0.3, "end": 0.5},
                                          epochs=4, steps_per_epoch=5)
     ev = enf.events[0]                              # update at t = 5, after the last batch of epoch 0
-    t = pruner._cb.updates[0]["t"]
+    t = pruner.mask_schedule._cb.updates[0]["t"]
     assert t == 5
     model = tiny_model()
     model.load_state_dict({k: v for k, v in ev["before"].items()})
     grads, _ = theta_gradients(model, {n: ev["before"][n] for n in ev["old"]}, loader[4], F.cross_entropy)
     for n, m_old in ev["old"].items():
         m_new = ev["new"][n]
-        k = int(round(pruner._cb.updates[0]["fraction"] * int(m_old.sum())))
+        k = int(round(pruner.mask_schedule._cb.updates[0]["fraction"] * int(m_old.sum())))
         # the kept part: the n - k largest |θ| of the active weights
         w = ev["before"][n].abs()
         after_drop = torch.zeros_like(m_old).reshape(-1)
@@ -149,7 +149,7 @@ def test_rigl_counts_dense_gradient_flops():
     macs = {"0.weight": 8 * 24, "2.weight": 24 * 16, "4.weight": 16 * 3}
     dens = state.masks.masks.layer_density()            # per-layer density is constant during training
     per_update = sum(2 * m for m in macs.values()) - sum(2 * m * dens[n] for n, m in macs.items())
-    n = len(pruner._cb.updates)
+    n = len(pruner.mask_schedule._cb.updates)
     assert state.extra_train_flops == pytest.approx(n * per_update)
     _, state_set, _, _ = run_dst("set", {"update_interval": 4}, sparsity=0.8, epochs=4)
     assert state_set.extra_train_flops == 0.0

@@ -1,11 +1,12 @@
-"""Shared pieces of the training-time schedules (dense-to-sparse, DST and learned-sparsity pruners).
+"""Shared pieces of the schedules (dense-to-sparse, DST and learned-sparsity pruners).
 
 - :func:`cubic_sparsity` — Zhu & Gupta (2017), eq. (1): the gradual pruning ramp
   ``s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³``.
 - :func:`cosine_fraction` — RigL's drop-fraction decay (Evci et al. 2020, eq. 1):
   ``f(t) = α/2 · (1 + cos(π t / T_end))``.
-- :func:`magnitude_masks` — magnitude (re-)pruning of the merged weights θ under any
-  :class:`~pruners.allocation.Allocation`, optionally nested inside the current masks.
+- :func:`nested_masks` — (re-)pruning by any scores under any :class:`~pruners.allocation.Allocation`,
+  optionally nested inside the current masks; :func:`magnitude_scores` — |θ| of the merged weights;
+  :func:`plain_view` — the trained network as plain weights, for scores that run it.
 - :func:`functional_forward` / :func:`override_weights` — run a Linear / Conv layer with another
   weight tensor (STR's soft-thresholded weight, CS's gated weight, RigL's dense θ-gradient), whatever
   reparam holds the layer's parameters.
@@ -17,12 +18,14 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from pruners.allocation import Allocation
 from pruners.masks import Masks, prunable_parameters
@@ -30,8 +33,9 @@ from pruners.masks import Masks, prunable_parameters
 
 # ------------------------------------------------------------------------------------------------
 # schedules
-def cubic_sparsity(t: int, s_i: float, s_f: float, t0: int, t_end: int) -> float:
-    """Zhu & Gupta (2017) eq. (1) with ``nΔt = t_end − t0``: the sparsity after ``t`` steps.
+def cubic_sparsity(t: int, s_i: float, s_f: float, t0: int, t_end: int, power: float = 3.0) -> float:
+    """Zhu & Gupta (2017) eq. (1) with ``nΔt = t_end − t0``: the sparsity after ``t`` steps (``power``
+    is the exponent, 3 in the paper).
 
     Before ``t0`` the sparsity is ``s_i``; from ``t_end`` on it is ``s_f``.  (The masks only change
     at ``t0 + kΔt``; callers evaluate this at those steps.)
@@ -41,7 +45,7 @@ def cubic_sparsity(t: int, s_i: float, s_f: float, t0: int, t_end: int) -> float
     if t >= t_end:
         return float(s_f)
     frac = (t - t0) / (t_end - t0)
-    return float(s_f + (s_i - s_f) * (1.0 - frac) ** 3)
+    return float(s_f + (s_i - s_f) * (1.0 - frac) ** power)
 
 
 def cosine_fraction(alpha: float, t: int, t_start: int, t_end: int) -> float:
@@ -54,24 +58,50 @@ def cosine_fraction(alpha: float, t: int, t_start: int, t_end: int) -> float:
 
 # ------------------------------------------------------------------------------------------------
 # magnitude pruning under an allocation
-def magnitude_masks(weights: Mapping[str, torch.Tensor], density: float, allocation: Allocation,
-                    within: Mapping[str, torch.Tensor] | None = None) -> Masks:
-    """Keep the largest ``|θ|`` so that ``density`` of all weights survive under ``allocation``.
+def nested_masks(scores: Mapping[str, torch.Tensor], density: float, allocation: Allocation,
+                 within: Mapping[str, torch.Tensor] | None = None) -> Masks:
+    """Keep the highest ``scores`` so that ``density`` of all weights survive under ``allocation``.
 
-    With ``within`` (the current masks) the result is nested in it: pruned weights score −1 (below
-    every magnitude) and the result is intersected with ``within``, so a weight once pruned stays
-    pruned (IMP, GMP).  Ties are broken by the allocation's stable order (lower flat index wins).
+    With ``within`` (the current masks) the result is nested in it: pruned weights score below every
+    other score (−1 for non-negative scores such as |θ|) and the result is intersected with ``within``,
+    so a weight once pruned stays pruned (IMP, GMP).  Ties are broken by the allocation's stable order
+    (lower flat index wins).
     """
-    scores = {}
-    for n, w in weights.items():
-        s = w.detach().abs().float()
-        if within is not None:
-            s = torch.where(within[n].to(s.device), s, torch.full_like(s, -1.0))
-        scores[n] = s
+    if within is not None:
+        floor = min(-1.0, min((float(s.min()) for s in scores.values() if s.numel()), default=0.0) - 1.0)
+        scores = {n: torch.where(within[n].to(s.device), s, torch.full_like(s, floor)) for n, s in scores.items()}
     masks = allocation.masks(scores, density)
     if within is not None:
         masks = Masks({n: m & within[n].to(m.device) for n, m in masks.items()})
     return masks
+
+
+def magnitude_scores(state) -> dict[str, torch.Tensor]:
+    """|θ| of the merged weights in float32: the magnitude score of a network being trained."""
+    return {n: w.detach().abs().float() for n, w in effective_weights(state).items()}
+
+
+def plain_view(state) -> nn.Module:
+    """The network being trained as plain weights, for scores that run it (SNIP, GraSP, SynFlow).
+
+    Without a reparam, or with one that keeps plain weight parameters, it is the model itself; under a
+    ``torch.nn.utils.parametrize`` reparam (Sign-In, PILoT, spred) it is a deep copy with every
+    parametrisation folded into a plain weight (θ = m ⊙ w), so scoring never touches the trained model.
+    ``parametrize`` gives all copies of a parametrised module one shared class and removing a
+    parametrisation deletes the property from that class, so each copied module first gets a class of
+    its own (same bases and attributes); the trained model's modules are left as they are.
+    """
+    model = state.model
+    if not any(parametrize.is_parametrized(m) for m in model.modules()):
+        return model
+    view = copy.deepcopy(model)
+    for m in view.modules():
+        if parametrize.is_parametrized(m):
+            cls = type(m)
+            m.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+            for name in list(m.parametrizations):
+                parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    return view
 
 
 def effective_weights(state) -> dict[str, torch.Tensor]:

@@ -1,13 +1,14 @@
-"""AC/DC: alternating compressed / decompressed training (Peste, Iofinova, Vladu, Alistarh, NeurIPS 2021).
+"""``phases``: alternating compressed / decompressed training (AC/DC; Peste, Iofinova, Vladu, Alistarh, NeurIPS 2021).
 
 Phase plan of the paper's ImageNet ResNet-50 runs (100 epochs; read from the authors' configs,
 IST-DASLab/ACDC ``configs/neurips/iht_imagenet_resnet50_insta_cosinelr_s90_ep100.yaml``): dense
 warm-up for epochs 0–10; then 5-epoch phases alternating compressed (C) and decompressed (D),
 starting and ending with C (C 10–15, D 15–20, …, C 70–75: 13 phases); a longer last decompressed
 phase 75–85; a final compressed fine-tuning phase 85–100.  At the start of every compressed phase the
-mask is recomputed by magnitude of the (dense) merged weights θ under the run's allocation; the
-network then trains on that fixed support.  At the start of every decompressed phase all weights are
-released; the pruned ones restart from zero (their optimiser state is reset).
+mask is recomputed with the pruner's score of the (dense) network being trained — |θ| of the merged
+weights for ``acdc`` — under the run's allocation; the network then trains on that fixed support.  At
+the start of every decompressed phase all weights are released; the pruned ones restart from zero
+(their optimiser state is reset).
 
 Parameters are in epochs of a ``reference_epochs`` run; with ``scale = true`` (default) every length is
 multiplied by recipe.epochs / reference_epochs, so short CPU recipes keep the paper's proportions
@@ -21,25 +22,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from pruners.allocation import Allocation
-from pruners.base import Pruner, density_of, register_pruner
-from pruners.hooks import Callback, PruneContext, TrainState
+from pruners.hooks import Callback, TrainState
 from pruners.masks import Masks
 from pruners.registry import ConfigError
-from pruners.schedules import effective_weights, magnitude_masks
+from pruners.schedules.base import Schedule, register_schedule
 
 _TOL = 1e-6
 
 
-class _ACDCCallback(Callback):
-    def __init__(self, pruner: "ACDC", density: float, allocation: Allocation) -> None:
-        self.pruner, self.density, self.allocation = pruner, density, allocation
+class _PhasesCallback(Callback):
+    def __init__(self, schedule: "Phases", pruner, density: float, allocation: Allocation) -> None:
+        self.schedule, self.pruner, self.density, self.allocation = schedule, pruner, density, allocation
         self.log: list[tuple[int, str, float]] = []     # (step, phase kind, density after the switch)
 
     def on_start(self, state: TrainState) -> None:
-        self.switches = self.pruner.switch_steps(state.epochs, state.steps_per_epoch)
+        self.switches = self.schedule.switch_steps(state.epochs, state.steps_per_epoch)
         self._maybe_switch(state, 0)
 
     def _maybe_switch(self, state: TrainState, t: int) -> None:
@@ -47,7 +46,7 @@ class _ACDCCallback(Callback):
         if kind is None:
             return
         if kind == "C":
-            masks = magnitude_masks(effective_weights(state), self.density, self.allocation)
+            masks = self.pruner.training_select(state, self.density, self.allocation)
         else:
             masks = Masks({n: torch.ones_like(m) for n, m in state.masks.masks.items()})
         state.masks.update(masks, state.optimizer)
@@ -66,9 +65,9 @@ class _ACDCCallback(Callback):
         self.log = [tuple(x) for x in state["log"]]
 
 
-@register_pruner("acdc")
+@register_schedule("phases")
 @dataclass
-class ACDC(Pruner):
+class Phases(Schedule):
     """Alternating compressed / decompressed phases, final compressed fine-tuning.
 
     Attributes:
@@ -87,16 +86,13 @@ class ACDC(Pruner):
     reference_epochs: float = 100.0
     scale: bool = True
 
-    family = "dense-to-sparse"
-    description = "AC/DC: alternating compressed / decompressed phases"
-    paper = "Peste, Iofinova, Vladu, Alistarh, NeurIPS 2021"
-    url = "https://arxiv.org/abs/2106.12379"
+    description = "AC/DC's dense warm-up, alternating compressed / decompressed phases, compressed fine-tuning"
 
     def validate(self) -> None:
         if self.phase_epochs <= 0 or self.final_epochs <= 0 or self.reference_epochs <= 0:
-            raise ConfigError("acdc phase_epochs, final_epochs and reference_epochs must be > 0; e.g. 5, 15, 100")
+            raise ConfigError(f"{self.label} phase_epochs, final_epochs and reference_epochs must be > 0; e.g. 5, 15, 100")
         if self.warmup_epochs < 0 or self.last_dense_epochs < 0:
-            raise ConfigError("acdc warmup_epochs and last_dense_epochs must be >= 0; e.g. 10 and 10")
+            raise ConfigError(f"{self.label} warmup_epochs and last_dense_epochs must be >= 0; e.g. 10 and 10")
 
     def plan(self, epochs: float) -> list[tuple[float, float, str]]:
         """The phases as (start epoch, end epoch, 'D' or 'C') for a run of ``epochs``."""
@@ -107,7 +103,7 @@ class ACDC(Pruner):
         n = middle / p if middle > -_TOL else -1.0
         if n < 1 - _TOL or abs(n - round(n)) > 1e-6 or round(n) % 2 == 0:
             raise ConfigError(
-                f"acdc phase plan does not fit {epochs:g} epochs: warm-up {w:g} + last dense {ld:g} + final {fin:g} "
+                f"{self.label} phase plan does not fit {epochs:g} epochs: warm-up {w:g} + last dense {ld:g} + final {fin:g} "
                 f"leaves {middle:g} epochs, which is not an odd number of {p:g}-epoch phases; adjust the phase "
                 "lengths or the recipe epochs (or set scale = true)")
         n = int(round(n))
@@ -139,12 +135,8 @@ class ACDC(Pruner):
             prev = kind
         return out
 
-    def initial_masks(self, model: nn.Module, ctx: PruneContext, sparsity: float,
-                      allocation: Allocation) -> Masks:
-        return Masks.ones(model)
-
-    def callbacks(self, sparsity: float, allocation: Allocation) -> list[Callback]:
-        self._cb = _ACDCCallback(self, density_of(sparsity), allocation)
+    def callbacks(self, pruner, sparsity: float, allocation: Allocation) -> list[Callback]:
+        self._cb = _PhasesCallback(self, pruner, 1.0 - float(sparsity), allocation)
         return [self._cb]
 
     def extra_results(self) -> dict:

@@ -1,22 +1,22 @@
-"""Iterative magnitude pruning with weight rewinding (IMP) and with learning-rate rewinding (LRR).
+"""``rounds``: iterative pruning in rounds with weight rewinding (IMP) or learning-rate rewinding (LRR).
 
-- ``imp``: lottery-ticket IMP with rewinding (Frankle & Carbin, ICLR 2019; Frankle, Dziugaite, Roy,
-  Carbin, ICML 2020, "Linear mode connectivity and the lottery ticket hypothesis"): train, prune a
-  fraction ``rate`` of the surviving weights by magnitude, reset the surviving weights to their values
-  θ_k at the rewind point k, train again; repeat until the target density.  ``rewind_epoch = 0`` is
-  the original lottery ticket (reset to θ_0).
-- ``lrr``: learning-rate rewinding (Renda, Frankle, Carbin, ICLR 2020): the same rounds, but the
-  weights are *not* reset — training continues from the pruned final weights while the learning-rate
-  schedule restarts from its beginning.
+- ``rewind = "weights"`` (``imp``): lottery-ticket IMP with rewinding (Frankle & Carbin, ICLR 2019;
+  Frankle, Dziugaite, Roy, Carbin, ICML 2020): train, prune a fraction ``rate`` of the surviving
+  weights with the pruner's score, reset the surviving weights to their values θ_k at the rewind point
+  k, train again; repeat until the target density.  ``rewind_epoch = 0`` is the original lottery
+  ticket (reset to θ_0).
+- ``rewind = "lr"`` (``lrr``; Renda, Frankle, Carbin, ICLR 2020): the same rounds, but the weights are
+  *not* reset — training continues from the pruned final weights while the learning-rate schedule
+  restarts from its beginning.
 
 Rounds.  With keep = 1 − rate and target density d, the pruning steps reach densities
 keep, keep², …, keep^{n−1}, d with n = ⌈log d / log keep⌉ (the last step hits the target exactly).
 The run trains n + 1 rounds of the recipe's epochs each (round 0 dense): ``total_epochs`` =
 (n + 1)·recipe.epochs and ``lr_cycle_epochs`` = recipe.epochs, so every round is an epoch-aligned
 stage of the run with the learning-rate schedule restarted (the runner honours both).  Pruning happens
-at the start of the first epoch of rounds 1 … n; it ranks |θ| of the merged weights under the run's
-allocation (``global`` by default, as in Frankle et al. 2020 for deep networks), nested in the
-current mask.
+at the start of the first epoch of rounds 1 … n; it ranks the pruner's score (|θ| of the merged
+weights for imp / lrr) under the run's allocation (``global`` by default, as in Frankle et al. 2020
+for deep networks), nested in the current mask.
 
 Choices (documented in docs/methods/dense-to-sparse.md):
 - each round trains the full recipe length (Frankle et al. 2020 retrain from step k to T, i.e. T − k
@@ -35,14 +35,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from pruners.allocation import Allocation
-from pruners.base import Pruner, density_of, register_pruner
-from pruners.hooks import Callback, PruneContext, TrainState
+from pruners.hooks import Callback, TrainState
 from pruners.masks import Masks
 from pruners.registry import ConfigError
-from pruners.schedules import effective_weights, magnitude_masks, reset_all_optimizer_state
+from pruners.schedules.base import Schedule, register_schedule
+from pruners.schedules.helpers import reset_all_optimizer_state
+
+REWIND = ("weights", "lr")
 
 
 def round_densities(rate: float, density: float) -> list[float]:
@@ -58,10 +59,10 @@ def round_densities(rate: float, density: float) -> list[float]:
 
 
 class _RoundsCallback(Callback):
-    """Prunes at round boundaries; IMP also saves θ_k and rewinds to it."""
+    """Prunes at round boundaries; with weight rewinding also saves θ_k and rewinds to it."""
 
-    def __init__(self, pruner: "_IterativeMagnitude", densities: list[float], allocation: Allocation) -> None:
-        self.pruner, self.densities, self.allocation = pruner, densities, allocation
+    def __init__(self, schedule: "Rounds", pruner, densities: list[float], allocation: Allocation) -> None:
+        self.schedule, self.pruner, self.densities, self.allocation = schedule, pruner, densities, allocation
         self.rounds = len(densities) + 1
         self.rewind_state: dict[str, torch.Tensor] | None = None
         self.rewind_step: int | None = None
@@ -70,11 +71,11 @@ class _RoundsCallback(Callback):
 
     def on_start(self, state: TrainState) -> None:
         if state.epochs % self.rounds:
-            raise ConfigError(f"{self.pruner.registry_name} expects {self.rounds} rounds of equal length but the "
+            raise ConfigError(f"{self.schedule.label} expects {self.rounds} rounds of equal length but the "
                               f"run trains {state.epochs} epochs; use the runner's total_epochs")
         self.round_epochs = state.epochs // self.rounds
         self.round_steps = self.round_epochs * state.steps_per_epoch
-        self.k = self.pruner.rewind_steps(state.steps_per_epoch)
+        self.k = self.schedule.rewind_steps(state.steps_per_epoch)
         if self.k is not None:
             if self.k >= self.round_steps:
                 raise ConfigError(f"rewind point step {self.k} is not inside one round of {self.round_steps} "
@@ -99,7 +100,7 @@ class _RoundsCallback(Callback):
         if r > len(self.densities) or len(self.history) >= r:
             return
         target = self.densities[r - 1]
-        masks = magnitude_masks(effective_weights(state), target, self.allocation, within=state.masks.masks)
+        masks = self.pruner.training_select(state, target, self.allocation, within=state.masks.masks)
         if self.rewind_state is not None:
             with torch.no_grad():
                 current = state.model.state_dict()
@@ -108,7 +109,7 @@ class _RoundsCallback(Callback):
             # entries pruned in an earlier round were rewound to θ_k; re-zero them with the old mask
             state.masks.apply_weights()
         state.masks.update(masks, state.optimizer)
-        if self.pruner.reset_optimizer:
+        if self.schedule.reset_optimizer:
             reset_all_optimizer_state(state.optimizer)
         self.tickets.append(Masks({n: m.cpu() for n, m in masks.items()}))
         self.history.append({"round": r, "epoch": state.epoch, "step": state.step, "target_density": target,
@@ -130,40 +131,56 @@ class _RoundsCallback(Callback):
         self.tickets = [Masks(t) for t in state["tickets"]]
 
 
+@register_schedule("rounds")
 @dataclass
-class _IterativeMagnitude(Pruner):
-    """Shared rounds logic of IMP and LRR.
+class Rounds(Schedule):
+    """Prune ``rate`` of the survivors per round, rewinding the weights (IMP) or the learning rate (LRR).
 
     Attributes:
         rate: fraction of the *surviving* weights pruned per round, in (0, 1) (Frankle & Carbin's
             p = 20 %: keep 80 % per round).
+        rewind: ``weights`` (reset the survivors to θ_k, IMP) or ``lr`` (keep the weights, LRR).
+        rewind_epoch: the rewind point k in epochs of round 0, for ``rewind = "weights"`` (0 = reset to
+            initialisation as in Frankle & Carbin 2019; e.g. 1.4 ≈ iteration 500 of CIFAR ResNet-20 as in
+            Frankle et al. 2020); k = round(rewind_epoch · steps_per_epoch) must lie inside one round.
         reset_optimizer: reset momentum / Adam state at every round start.
     """
 
     rate: float = 0.2
+    rewind: str = "weights"
+    rewind_epoch: float = 0.0
     reset_optimizer: bool = True
 
-    family = "dense-to-sparse"
+    description = "prune rate of the survivors per round; rewind the weights (IMP) or the learning rate (LRR)"
 
     def validate(self) -> None:
         if not 0.0 < self.rate < 1.0:
-            raise ConfigError(f"{self.registry_name} pruning rate {self.rate!r} is outside (0, 1); use e.g. "
+            raise ConfigError(f"{self.label} pruning rate {self.rate!r} is outside (0, 1); use e.g. "
                               "rate = 0.2 (keep 80 % per round)")
+        if self.rewind not in REWIND:
+            raise ConfigError(f"{self.label} rewind {self.rewind!r} is unknown; choose 'weights' (IMP) or 'lr' (LRR)")
+        if self.rewind_epoch < 0:
+            raise ConfigError(f"{self.label} rewind_epoch {self.rewind_epoch} is negative; use 0 (initialisation) "
+                              "or a point early in training")
+        if self.rewind == "lr" and self.rewind_epoch:
+            raise ConfigError(f"{self.label} rewind_epoch applies to rewind = 'weights' only; drop it for "
+                              "learning-rate rewinding")
+
+    def check_recipe(self, recipe: Any) -> None:
+        if self.rewind == "weights" and self.rewind_epoch >= recipe.epochs:
+            raise ConfigError(f"{self.label} rewind_epoch {self.rewind_epoch:g} is beyond one round of training "
+                              f"({recipe.epochs} epochs); choose a rewind point below {recipe.epochs}")
 
     def rewind_steps(self, steps_per_epoch: int) -> int | None:
         """The rewind step k, or None for no weight rewinding (LRR)."""
-        return None
-
-    def initial_masks(self, model: nn.Module, ctx: PruneContext, sparsity: float,
-                      allocation: Allocation) -> Masks:
-        return Masks.ones(model)
+        return int(round(self.rewind_epoch * steps_per_epoch)) if self.rewind == "weights" else None
 
     def rounds(self, sparsity: float) -> int:
         """Training rounds: one dense round plus one per pruning step."""
-        return len(round_densities(self.rate, density_of(sparsity))) + 1
+        return len(round_densities(self.rate, 1.0 - float(sparsity))) + 1
 
-    def callbacks(self, sparsity: float, allocation: Allocation) -> list[Callback]:
-        self._cb = _RoundsCallback(self, round_densities(self.rate, density_of(sparsity)), allocation)
+    def callbacks(self, pruner, sparsity: float, allocation: Allocation) -> list[Callback]:
+        self._cb = _RoundsCallback(self, pruner, round_densities(self.rate, 1.0 - float(sparsity)), allocation)
         return [self._cb]
 
     def total_epochs(self, recipe_epochs: int, sparsity: float) -> int:
@@ -174,12 +191,12 @@ class _IterativeMagnitude(Pruner):
 
     @property
     def ticket_masks(self) -> list[Masks]:
-        """The masks after each pruning step (the lead may persist them)."""
+        """The masks after each pruning step."""
         cb = getattr(self, "_cb", None)
         return list(cb.tickets) if cb is not None else []
 
     def artifacts(self) -> dict[str, object]:
-        """Every round's ticket masks (``ticket_round<r>.pt``) and, for IMP, the rewind weights θ_k."""
+        """Every round's ticket masks (``ticket_round<r>.pt``) and, with weight rewinding, the rewind weights θ_k."""
         out: dict[str, object] = {f"ticket_round{r + 1}": m for r, m in enumerate(self.ticket_masks)}
         cb = getattr(self, "_cb", None)
         if cb is not None and getattr(cb, "rewind_state", None) is not None:
@@ -195,45 +212,3 @@ class _IterativeMagnitude(Pruner):
                 "round_target_density": [h["target_density"] for h in cb.history],
                 "round_layer_density": [h["layer_density"] for h in cb.history],
                 "round_start_step": [h["step"] for h in cb.history]}
-
-
-@register_pruner("imp")
-@dataclass
-class IMP(_IterativeMagnitude):
-    """Iterative magnitude pruning with weight rewinding to θ_k (lottery tickets).
-
-    Attributes:
-        rewind_epoch: the rewind point in epochs of round 0 (0 = reset to initialisation as in
-            Frankle & Carbin 2019; e.g. 1.4 ≈ iteration 500 of CIFAR ResNet-20 as in Frankle et al.
-            2020); k = round(rewind_epoch · steps_per_epoch) must lie inside one round.
-    """
-
-    rewind_epoch: float = 0.0
-
-    description = "iterative magnitude pruning with weight rewinding (lottery tickets)"
-    paper = "Frankle & Carbin, ICLR 2019; Frankle, Dziugaite, Roy, Carbin, ICML 2020"
-    url = "https://arxiv.org/abs/1912.05671"
-
-    def validate(self) -> None:
-        super().validate()
-        if self.rewind_epoch < 0:
-            raise ConfigError(f"imp rewind_epoch {self.rewind_epoch} is negative; use 0 (initialisation) or a "
-                              "point early in training")
-
-    def check_recipe(self, recipe: Any) -> None:
-        if self.rewind_epoch >= recipe.epochs:
-            raise ConfigError(f"imp rewind_epoch {self.rewind_epoch:g} is beyond one round of training "
-                              f"({recipe.epochs} epochs); choose a rewind point below {recipe.epochs}")
-
-    def rewind_steps(self, steps_per_epoch: int) -> int | None:
-        return int(round(self.rewind_epoch * steps_per_epoch))
-
-
-@register_pruner("lrr")
-@dataclass
-class LRR(_IterativeMagnitude):
-    """Iterative magnitude pruning with learning-rate rewinding (weights kept, lr schedule restarted)."""
-
-    description = "iterative magnitude pruning with learning-rate rewinding"
-    paper = "Renda, Frankle, Carbin, ICLR 2020"
-    url = "https://arxiv.org/abs/2003.02389"

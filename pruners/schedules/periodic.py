@@ -1,0 +1,203 @@
+"""``periodic``: drop-and-grow every ΔT steps at constant per-layer counts (SET, RigL).
+
+Training starts from a sparse mask under the run's allocation: uniformly random within each layer's
+allotted count (``init = "random"``, SET and RigL with ``allocation = "erk"``) or the pruner's own mask
+at initialisation (``init = "pruner"``).  Every ΔT steps (``update_interval``), while
+start·T ≤ t < end·T, each layer l
+
+1. drops the k_l = round(f(t) · n_l) active weights with the lowest drop score (n_l = active weights
+   of the layer): the pruner's score of the network being trained, |θ| of the merged weights for
+   ``set`` and ``rigl``;
+2. grows k_l weights among the inactive ones (those just dropped included, as in the RigL code) with
+   the highest grow score: uniformly random (``grow = "random"``, SET), the dense gradient magnitude
+   |∂L/∂θ| on the current batch (``grow = "gradient"``, RigL eq. 2; one extra forward-backward at
+   update steps only, w.r.t. the effective weights θ) or the pruner's own score (``grow = "pruner"``:
+   a plugin's criterion, :meth:`pruners.Pruner.training_scores`).
+
+The fraction decays with RigL's cosine schedule f(t) = α/2 (1 + cos(π (t − t_s)/(t_e − t_s)))
+(``decay = "cosine"``) or stays α (``decay = "constant"``; SET's original ζ = 0.3 per epoch).  Grown
+weights start at exactly zero and their momentum / Adam state is reset (``MaskEnforcer.update``); a
+dropped-and-regrown weight keeps its value (RigL code).  No update happens at or after end·T.  t
+counts completed optimiser steps (updates run after the optimiser step of step t).
+
+FLOPs (Evci et al. 2020, App. H): a gradient-grow update step replaces the sparse weight gradient by
+a dense one, costing (f_D − f_S) more per sample than a sparse step; that amount is added to
+``TrainState.extra_train_flops`` at every update step (in the per-sample FLOP units of
+``benchmark.metrics.FlopsTracker``), with f_D, f_S from the layer MACs counted in the gradient pass.
+Our implementation runs a separate forward-backward for the gradient (simpler; its wall time is
+larger than the paper's accounting).  Random growth adds nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from pruners.allocation import Allocation, stable_order
+from pruners.hooks import Callback, PruneContext, TrainState
+from pruners.masks import Masks, prunable_parameters
+from pruners.registry import ConfigError
+from pruners.schedules.base import Schedule, register_schedule
+from pruners.schedules.helpers import cosine_fraction, effective_weights, theta_gradients
+
+GROW = ("random", "gradient", "pruner")
+INIT = ("random", "pruner")
+
+
+def drop_grow(mask: torch.Tensor, keep_score: torch.Tensor, grow_score: torch.Tensor, k: int) -> torch.Tensor:
+    """One layer's update: drop the ``k`` active entries of lowest ``keep_score``, grow the ``k``
+    inactive entries (after the drop) with the highest ``grow_score``.  Ties: lower flat index first.
+
+    The number of active entries is unchanged.
+    """
+    flat = mask.reshape(-1)
+    n_active = int(flat.sum())
+    k = max(0, min(int(k), n_active, flat.numel() - n_active + k))
+    if k == 0:
+        return mask.clone()
+    w = keep_score.detach().reshape(-1).float()
+    floor = min(-1.0, float(w.min()) - 1.0)
+    # drop: keep the n_active - k highest scores among active entries
+    kept = torch.zeros_like(flat)
+    kept[stable_order(torch.where(flat, w, torch.full_like(w, floor)))[: n_active - k]] = True
+    # grow: the k highest scores among entries inactive after the drop
+    g = grow_score.detach().reshape(-1).float().to(w.device)
+    grow_candidates = torch.where(kept, torch.full_like(g, -float("inf")), g)
+    order = torch.sort(grow_candidates, descending=True, stable=True).indices[:k]
+    new = kept.clone()
+    new[order] = True
+    return new.view_as(mask)
+
+
+class _DropGrowCallback(Callback):
+    def __init__(self, schedule: "Periodic", pruner) -> None:
+        self.schedule, self.pruner = schedule, pruner
+        self.updates: list[dict] = []
+        self.extra_flops = 0.0
+
+    def on_start(self, state: TrainState) -> None:
+        T = state.total_steps
+        self.t_start = int(round(self.schedule.start * T))
+        self.t_end = int(round(self.schedule.end * T))
+
+    def is_update_step(self, t: int) -> bool:
+        return t > 0 and t % self.schedule.update_interval == 0 and self.t_start <= t < self.t_end
+
+    def fraction(self, t: int) -> float:
+        if self.schedule.decay == "cosine":
+            return cosine_fraction(self.schedule.drop_fraction, t, self.t_start, self.t_end)
+        return self.schedule.drop_fraction
+
+    def grow_scores(self, state: TrainState, theta: Mapping[str, torch.Tensor], masks: Masks,
+                    t: int) -> dict[str, torch.Tensor]:
+        grow = self.schedule.grow
+        if grow == "random":
+            g = state.ctx.generator(tag=100_003 + t)
+            return {n: torch.rand(m.shape, generator=g) for n, m in masks.items()}
+        if grow == "pruner":
+            return self.pruner.training_scores(state)
+        if state.batch is None:
+            raise ConfigError("gradient growth needs the current batch in TrainState.batch; run it with the "
+                              "standard loop")
+        grads, macs = theta_gradients(state.model, theta, state.batch, state.ctx.loss_fn)
+        dens = masks.layer_density()
+        f_d = sum(2.0 * m for m in macs.values())
+        f_s = sum(2.0 * m * dens.get(n, 1.0) for n, m in macs.items())
+        state.extra_train_flops += f_d - f_s
+        self.extra_flops += f_d - f_s
+        return {n: g.abs() for n, g in grads.items()}
+
+    def after_step(self, state: TrainState) -> None:
+        t = state.step + 1
+        if not self.is_update_step(t):
+            return
+        frac = self.fraction(t)
+        theta = effective_weights(state)
+        old = state.masks.masks
+        drop = self.pruner.training_scores(state)
+        scores = self.grow_scores(state, theta, old, t)
+        new, changed = {}, 0
+        for n, m in old.items():
+            k = int(round(frac * int(m.sum())))
+            new[n] = drop_grow(m, drop[n], scores[n], k)
+            changed += int((new[n] & ~m).sum())
+        state.masks.update(Masks(new), state.optimizer)
+        self.updates.append({"t": t, "fraction": frac, "grown": changed})
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        state.metrics["dst_updates"] = len(self.updates)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "extra_flops": self.extra_flops}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = list(state["updates"])
+        self.extra_flops = float(state["extra_flops"])
+
+
+@register_schedule("periodic")
+@dataclass
+class Periodic(Schedule):
+    """Drop-and-grow every ``update_interval`` steps with a decaying fraction (SET, RigL).
+
+    Attributes:
+        update_interval: ΔT, optimiser steps between mask updates (> 0).
+        drop_fraction: α, the fraction of each layer's active weights replaced at the first update.
+        decay: ``cosine`` (RigL) or ``constant``.
+        start: first update at or after this fraction of training.
+        end: no update at or after this fraction of training (> start).
+        init: the starting mask: ``random`` within each layer's count, or ``pruner`` (its mask at init).
+        grow: ``random`` (SET), ``gradient`` (RigL) or ``pruner`` (the pruner's own score).
+    """
+
+    update_interval: int = 100
+    drop_fraction: float = 0.3
+    decay: str = "cosine"
+    start: float = 0.0
+    end: float = 0.75
+    init: str = "pruner"
+    grow: str = "gradient"
+
+    family = "dst"
+    description = "drop-and-grow every update_interval steps at constant layer counts (SET / RigL)"
+
+    def validate(self) -> None:
+        name = self.label
+        if self.update_interval <= 0:
+            raise ConfigError(f"{name} update_interval (ΔT) must be a positive number of steps, got "
+                              f"{self.update_interval}; use e.g. 100")
+        if not 0.0 < self.drop_fraction <= 1.0:
+            raise ConfigError(f"{name} drop_fraction {self.drop_fraction} is outside (0, 1]; use e.g. 0.3")
+        if self.decay not in ("cosine", "constant"):
+            raise ConfigError(f"{name} decay {self.decay!r} is unknown; choose 'cosine' or 'constant'")
+        if not 0.0 <= self.start < 1.0 or not 0.0 < self.end <= 1.0:
+            raise ConfigError(f"{name} start {self.start} / end {self.end} must be fractions of training in [0, 1]")
+        if self.end <= self.start:
+            raise ConfigError(f"{name} end fraction {self.end} must be after start {self.start}; e.g. start = 0, "
+                              "end = 0.75")
+        if self.grow not in GROW:
+            raise ConfigError(f"{name} grow {self.grow!r} is unknown; choose one of {', '.join(GROW)}")
+        if self.init not in INIT:
+            raise ConfigError(f"{name} init {self.init!r} is unknown; choose one of {', '.join(INIT)}")
+
+    def initial_masks(self, pruner, model: nn.Module, ctx: PruneContext, sparsity: float,
+                      allocation: Allocation) -> Masks:
+        if self.init == "pruner":
+            return pruner.select(model, ctx, 1.0 - float(sparsity), allocation)
+        g = ctx.generator(tag=2)
+        scores = {n: torch.rand(p.shape, generator=g).to(p.device) for n, p in prunable_parameters(model).items()}
+        return allocation.masks(scores, 1.0 - float(sparsity))
+
+    def callbacks(self, pruner, sparsity: float, allocation: Allocation) -> list[Callback]:
+        self._cb = _DropGrowCallback(self, pruner)
+        return [self._cb]
+
+    def extra_results(self) -> dict:
+        cb = getattr(self, "_cb", None)
+        if cb is None:
+            return {}
+        return {"updates": len(cb.updates), "grown_total": sum(u["grown"] for u in cb.updates),
+                "last_update_step": cb.updates[-1]["t"] if cb.updates else None,
+                "extra_train_flops": cb.extra_flops}
