@@ -189,3 +189,39 @@ def test_signin_layer_gamma_sets_each_layers_split_at_init_and_reset():
         make("signin", layer_gamma={"4.weigth": 2.0}).apply(tiny_mlp(), random_masks(tiny_mlp(), 0.6))
     with pytest.raises(ConfigError, match="must be a number > 0"):
         make("signin", layer_gamma={"4.weight": 0.0})
+
+
+K = 201   # Adam's counter at the first step after the reset when the moments alone are zeroed
+
+
+@pytest.mark.parametrize("reset_state,first_step", [
+    ("zero", 1.0), ("moments", (0.1 / (1 - 0.9 ** K)) / (0.001 / (1 - 0.999 ** K)) ** 0.5)])
+def test_signin_reset_under_adam_restarts_the_step_counter_with_the_moments(reset_state, first_step):
+    """Issue 19 (6a): after a reset with ``zero`` Adam's first update of a factor is lr · sign(g) (a fresh
+    start: bias-corrected moments of one step); ``moments`` keeps the counter k of the steps before, and
+    the moments of one step are bias-corrected as if they held k: ((1 − β₁)/(1 − β₁ᵏ)) / sqrt((1 − β₂)/(1 − β₂ᵏ))
+    × lr (1.35 × lr at k = 201, → 3.16 × lr for k ≫ 1/(1 − β₂))."""
+    model = tiny_mlp()
+    masks = random_masks(model, 0.6)
+    r = make("signin", reset_every=1, reset_state=reset_state)
+    lr = 1e-3
+    d = Driver(model, r, masks, lambda ps: torch.optim.Adam(ps, lr=lr, eps=1e-30), epochs=3, steps_per_epoch=200)
+    loss = regression_loss()
+    for _ in range(200):                     # epoch 0: the counter reaches 200 (bias correction ≈ 1)
+        d.step(loss)
+    pairs = factor_pairs(model)
+    d.state.epoch = 1
+    for cb in d.callbacks:                   # the reset at the start of epoch 1, then one step
+        cb.on_epoch_start(d.state)
+    steps = {int(d.opt.state[m]["step"]) for m, _ in pairs.values()}
+    before = {n: m.detach().clone() for n, (m, _) in pairs.items()}
+    d.state.step += 1                        # past the epoch boundary: Driver.step does not reset again
+    d.opt.zero_grad(set_to_none=True)
+    loss(model).backward()
+    for cb in d.callbacks:
+        cb.before_step(d.state)
+    d.opt.step()
+    assert steps == ({0} if reset_state == "zero" else {200})
+    moved = torch.cat([(m.detach() - before[n])[masks[n] & (m.grad != 0)].abs() for n, (m, _) in pairs.items()])
+    assert moved.numel() > 0
+    assert moved.div(lr).mean().item() == pytest.approx(first_step, rel=1e-3)

@@ -113,6 +113,20 @@ def test_flags_matrices_only_clamp_keep_zeros_and_max_norm():
     assert float(w.norm()) == pytest.approx(1000.0)
 
 
+@pytest.mark.parametrize("clip_all", [True, False])
+def test_max_norm_clips_biases_too_as_the_authors_wrapper(clip_all):
+    """Issue 19 (6b): the wrapper rescales every parameter whose norm passes max_norm, biases included."""
+    lin = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        lin.bias.copy_(torch.tensor([3000.0, -4000.0], dtype=torch.float64))     # norm 5000
+    lin.weight.grad, lin.bias.grad = torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    opt = HamOptimizer(torch.optim.SGD(lin.parameters(), lr=1.0), alpha=1.0, beta=1e-3, max_norm=1000.0,
+                       clip_all=clip_all)
+    opt.step()
+    assert float(lin.bias.detach().norm()) == pytest.approx(1000.0 if clip_all else 5000.0)
+    assert lin.bias.detach().tolist() == pytest.approx([600.0, -800.0] if clip_all else [3000.0, -4000.0])
+
+
 def test_masked_weights_stay_zero_in_training():
     model = tiny_mlp()
     masks = random_masks(model, 0.4)
