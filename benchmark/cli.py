@@ -248,8 +248,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                  SCHEDULES.origin(n)) for n, c in SCHEDULES.items()]
         print(tabulate(rows, headers=["schedule", "hyperparameters (defaults)", "description", "origin"]))
     elif args.what == "reparams":
-        rows = [(n, c.description, REPARAMS.origin(n)) for n, c in REPARAMS.items()]
-        print(tabulate(rows, headers=["reparam", "description", "origin"]))
+        rows = [(n, c.kind or "-", c.description, REPARAMS.origin(n)) for n, c in REPARAMS.items()]
+        print(tabulate(rows, headers=["reparam", "kind (stacks: one of each)", "description", "origin"]))
     else:
         rows = [(n, (c.__doc__ or "").strip().splitlines()[0]) for n, c in ALLOCATIONS.items()]
         print(tabulate(rows, headers=["allocation", "description"]))

@@ -28,8 +28,8 @@ Format (see grids/quick.toml and docs/grids.md)::
     reparams = ["none", "signin"]        # optional: only these [[reparams]] entries (by name or id)
 
     [[reparams]]                         # optional; default: one entry "none"
-    name = "none"
-    args = {}
+    name = "none"                        # or a stack: name = ["signin", "wd_schedule"] with
+    args = {}                            # args = { signin = {...}, wd_schedule = {...} }
     id = "plain"                         # optional: lets a pruner pick this entry among several of
                                          # one name (e.g. a HAM alpha chosen per base method)
 
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.spec import RunSpec, make_spec
+from reparam.stack import canonical
 from benchmark.tasks import get_task
 from pruners import PRUNERS
 from pruners.registry import ConfigError, did_you_mean
@@ -68,6 +69,20 @@ TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "
 RESOURCE_KEYS = {"cpus", "gpus"}
 PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "schedule", "schedule_args", "sparsities", "reparams"}
 REPARAM_KEYS = {"name", "args", "id"}
+
+
+def _stack_entry(r: Any, where: str) -> Any:
+    """A [[reparams]] entry whose name is a list (a stack, ``["signin", "wd_schedule"]``) with the name
+    written as the stack's canonical ``signin+wd_schedule``; other entries unchanged."""
+    if isinstance(r, dict) and isinstance(r.get("name"), list):
+        names = r["name"]
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{where}.name must be a reparam name or a non-empty list of names (a stack)")
+        try:
+            return {**r, "name": canonical(names)}
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return r
 
 
 def _width(value: Any) -> int:
@@ -181,6 +196,7 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
     reparam_entries = raw.get("reparams", [{"name": "none"}])
     if not isinstance(reparam_entries, list) or not reparam_entries:
         raise ConfigError(f"{where}: reparams must be a list of [[reparams]] tables with a name")
+    reparam_entries = [_stack_entry(r, f"{where}: reparams[{j}]") for j, r in enumerate(reparam_entries)]
 
     bound = len(tasks) * len(seeds) * len(reparam_entries) * sum(
         len(e.get("sparsities", sparsities)) * _width(e.get("allocation")) * _width(e.get("schedule"))

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from pruners import ALLOCATIONS, PRUNERS, SCHEDULES
 from pruners.registry import ConfigError, build_config, config_dict, did_you_mean
 from pruners.schedules import bind_schedule
-from reparam import REPARAMS
+from reparam.stack import build_reparam, canonical, hashed_args, reparam_config, reparam_version
 
 SPEC_VERSION = 2
 ANALYSIS_DEFAULTS: dict[str, Any] = {"graphon": False, "sparse_latency": False}
@@ -90,7 +90,7 @@ class RunSpec:
         d = self.to_dict()
         d["pruner_args"] = non_default(d["pruner_args"], PRUNERS.get(self.pruner))
         d["allocation_args"] = non_default(d["allocation_args"], ALLOCATIONS.get(self.allocation))
-        d["reparam_args"] = non_default(d["reparam_args"], REPARAMS.get(self.reparam))
+        d["reparam_args"] = hashed_args(self.reparam, d["reparam_args"], non_default)
         if d["schedule"]:
             d["schedule_args"] = non_default(d["schedule_args"], SCHEDULES.get(self.schedule))
         else:   # the pruner's own schedule: not hashed, so stored ids stay valid
@@ -156,7 +156,7 @@ def run_label(d: Mapping[str, Any]) -> str:
 
 
 def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int = 0,
-              allocation: str = "global", reparam: str = "none",
+              allocation: str = "global", reparam: str | list[str] = "none",
               pruner_args: Mapping[str, Any] | None = None,
               schedule: str | None = None, schedule_args: Mapping[str, Any] | None = None,
               allocation_args: Mapping[str, Any] | None = None,
@@ -167,7 +167,8 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
               model: str | None = None, model_args: Mapping[str, Any] | None = None) -> RunSpec:
     """Validate user input and return the resolved :class:`RunSpec` (ConfigError on bad input).
 
-    ``dataset`` / ``model`` and their args default to the task's; given, they replace them (a stored
+    ``reparam`` may be a stack: a list of names or names joined by ``+`` (``reparam.stack``), with
+    ``reparam_args`` a table per member.  ``dataset`` / ``model`` and their args default to the task's; given, they replace them (a stored
     spec keeps what it was run with).  ``schedule`` (a name of ``sparsebench list schedules``) runs a
     scoring pruner under that schedule; empty or the pruner's own, it is not recorded (docs/methods.md,
     "The three axes")."""
@@ -196,7 +197,8 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
                               "automatically)")
         allocation, allocation_args = "global", {}
     alloc_obj = build_config(ALLOCATIONS.get(allocation), dict(allocation_args or {}), f"allocation {allocation!r}")
-    reparam_obj = build_config(REPARAMS.get(reparam), dict(reparam_args or {}), f"reparam {reparam!r}")
+    reparam = canonical(reparam)   # a stack (a list, or names joined by '+') in stack order
+    reparam_obj = build_reparam(reparam, reparam_args)
     reason = reparam_obj.compatible(pruner_obj)
     pruner_check = getattr(pruner_obj, "compatible_reparam", None)  # the pruner may refuse too (STR, CS)
     if not reason and pruner_check is not None:
@@ -218,7 +220,7 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
         from pruners.registry import coerce_value
         an[key] = coerce_value(f"analysis {key}", value, ANALYSIS_DEFAULTS[key])
     versions = {"pruner": pruner_metadata(pruner)["version"], "allocation": str(ALLOCATIONS.get(allocation).version),
-                "reparam": str(REPARAMS.get(reparam).version), "recipe": Recipe.version}
+                "reparam": reparam_version(reparam), "recipe": Recipe.version}
     if schedule:
         versions["schedule"] = str(SCHEDULES.get(schedule).version)
     return RunSpec(
@@ -227,7 +229,7 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
         schedule=schedule, schedule_args=schedule_args,
         dataset_args=json.loads(json.dumps(dataset_args)), model_args=json.loads(json.dumps(model_args)),
         pruner_args=config_dict(pruner_obj), allocation_args=config_dict(alloc_obj),
-        reparam_args=config_dict(reparam_obj), recipe=config_dict(full_recipe), analysis=an, versions=versions,
+        reparam_args=reparam_config(reparam_obj), recipe=config_dict(full_recipe), analysis=an, versions=versions,
     )
 
 
@@ -238,5 +240,4 @@ def components(spec: RunSpec) -> tuple[Any, Any, Any]:
     bind_schedule(pruner, spec.schedule, spec.schedule_args)
     allocation = build_config(ALLOCATIONS.get(spec.allocation), dict(spec.allocation_args),
                               f"allocation {spec.allocation!r}")
-    reparam = build_config(REPARAMS.get(spec.reparam), dict(spec.reparam_args), f"reparam {spec.reparam!r}")
-    return pruner, allocation, reparam
+    return pruner, allocation, build_reparam(spec.reparam, spec.reparam_args)

@@ -35,6 +35,9 @@ class Reparam:
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: What the reparam changes, for stacks (``reparam.stack``): "parameterisation" (the weights),
+    #: "geometry" (the optimiser step) or "weight decay"; "" (undeclared) cannot be stacked.
+    kind: ClassVar[str] = ""
     #: Part of the run id: bump it when a change (a new default, a fix) changes what the reparam computes.
     version: ClassVar[str] = "1"
 

@@ -187,6 +187,8 @@ class FactorizedReparam(Reparam):
     Subclasses define ``split_gamma`` (the γ of the initial split) and their callbacks.
     """
 
+    kind = "parameterisation"
+
     split_gamma: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:

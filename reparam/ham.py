@@ -154,6 +154,8 @@ class HamOptimizer(OptimizerWrapper):
 class HAM(Reparam):
     """HAM: the hyperbolic mirror step after the recipe's optimiser step (any base, any scheduler)."""
 
+    kind = "geometry"
+
     description = "HAM: hyperbolic mirror step θ⊙exp(−η(α sign(θ)∇f + β)) after any base optimiser step"
     paper = ("Jacobs, Gadhikar, Rubio-Madrigal, Burkholz. Hyperbolic Aware Minimization: Implicit Bias for "
              "Sparsity. ICLR 2026 (arXiv 2506.02630)")

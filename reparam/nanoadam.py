@@ -203,6 +203,8 @@ class NanoAdamHook(Callback):
 class NanoAdam(Reparam):
     """NanoAdam: Adam on the bottom-k |θ| of each weight matrix; head and norm layers fully updated."""
 
+    kind = "geometry"
+
     description = "NanoAdam: Adam updating only the smallest-|θ| fraction of each weight matrix"
     paper = "Zhou, Jacobs, Gadhikar, Burkholz. Pay Attention to Small Weights. NeurIPS 2025 (arXiv 2506.21374)"
 

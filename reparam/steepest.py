@@ -72,6 +72,8 @@ class SteepestDescent(torch.optim.Optimizer):
 class Steepest(Reparam):
     """Steepest descent w.r.t. L_p: q = 2 gradient descent, q = 1 sign descent."""
 
+    kind = "geometry"
+
     description = "steepest descent w.r.t. L_p: w ← w − η sign(g)|g|^(q−1) (q = 1 sign descent, q = 2 GD)"
     paper = ("Jacobs, Zhou, Burkholz. Never Saddle for Reparameterized Steepest Descent as Mirror Flow. "
              "ICLR 2026 (arXiv 2603.02064)")

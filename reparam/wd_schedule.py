@@ -66,6 +66,8 @@ class WeightDecaySchedule(Callback):
 class WdSchedule(Reparam):
     """Plain weights; the recipe's weight decay follows a schedule (constant or switched off at t_off)."""
 
+    kind = "weight decay"
+
     description = "weight-decay schedule: constant or switched off at t_off; logs the dose Σ η·wd"
     paper = ("Jacobs, Zhou, Burkholz. Mirror, Mirror of the Flow: How Does Regularization Shape Implicit "
              "Bias? ICML 2025 (arXiv 2504.12883)")

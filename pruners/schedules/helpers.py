@@ -172,8 +172,9 @@ def plain_reparam_reason(reparam: object, pruner_name: str) -> str | None:
     Duck-typed (pruners do not import ``reparam``): the reparam must not override ``apply``,
     ``mask_targets``, ``effective_weights`` or ``merge`` of the base ``Reparam``.
     """
-    changed = [m for m in ("apply", "mask_targets", "effective_weights", "merge")
-               if getattr(getattr(type(reparam), m, None), "__qualname__", "Reparam." + m) != "Reparam." + m]
+    parts = getattr(reparam, "parts", [reparam])   # a stack (reparam.stack.Stack): each member
+    changed = [m for part in parts for m in ("apply", "mask_targets", "effective_weights", "merge")
+               if getattr(getattr(type(part), m, None), "__qualname__", "Reparam." + m) != "Reparam." + m]
     if not changed:
         return None
     return (f"{pruner_name} re-parameterises the forward pass of every prunable weight itself, and this reparam "
