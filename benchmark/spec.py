@@ -197,6 +197,9 @@ def make_spec(task: str, pruner: str = "dense", sparsity: float = 0.0, seed: int
                               "automatically)")
         allocation, allocation_args = "global", {}
     alloc_obj = build_config(ALLOCATIONS.get(allocation), dict(allocation_args or {}), f"allocation {allocation!r}")
+    check_allocation = getattr(pruner_obj, "check_allocation", None)   # e.g. SynFlow's reference counting
+    if check_allocation is not None:
+        check_allocation(alloc_obj)
     reparam = canonical(reparam)   # a stack (a list, or names joined by '+') in stack order
     reparam_obj = build_reparam(reparam, reparam_args)
     reason = reparam_obj.compatible(pruner_obj)

@@ -32,7 +32,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from pruners.allocation import Allocation
+from pruners.allocation import Allocation, GlobalAllocation, UniformAllocation
 from pruners.base import Pruner, checked_scores, register_pruner
 from pruners.hooks import PruneContext
 from pruners.masks import Masks
@@ -48,10 +48,17 @@ class SynFlow(Pruner):
     Hyperparameters:
         iterations: E, the number of score-and-prune rounds (paper: 100; 1 = one-shot SynFlow).
         double: compute the flow in float64 instead of float32.
+        counting: ``exact`` (each round keeps round(d_e · N) weights through the allocation, ties by
+            index) or ``reference`` (the public code's count: prune the k = ⌊(1 − d_e) N⌋ lowest scores
+            and every score tied with the k-th, globally or per layer; allocation global or uniform
+            only).  The two differ by a weight in some rounds, which is why the exact masks overlap
+            the reference's 94–95 %; ``reference`` reproduces them bit for bit
+            (tests/pruners/test_synflow_reference.py).
     """
 
     iterations: int = 100
     double: bool = False
+    counting: str = "exact"
 
     needs_data = False
     description = "SynFlow iterative synaptic-flow pruning (data-free)"
@@ -62,6 +69,14 @@ class SynFlow(Pruner):
     def validate(self) -> None:
         if self.iterations < 1:
             raise ConfigError(f"pruner 'synflow' iterations {self.iterations} must be >= 1 (paper: 100)")
+        if self.counting not in ("exact", "reference"):
+            raise ConfigError(f"pruner 'synflow' counting {self.counting!r} is unknown; choose 'exact' or 'reference'")
+
+    def check_allocation(self, allocation: Allocation) -> None:
+        """``counting = "reference"`` has the public code's two scopes only: global and per layer."""
+        if self.counting == "reference" and not isinstance(allocation, (GlobalAllocation, UniformAllocation)):
+            raise ConfigError("pruner 'synflow' counting = 'reference' follows the public code's global or "
+                              "per-layer scope; use allocation 'global' or 'uniform', or counting = 'exact'")
 
     def abs_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """|θ| of the prunable weights, in float64 with ``double``: computed once by
@@ -153,6 +168,8 @@ class SynFlow(Pruner):
         round only and the −1 is written in place; an overriding subclass gets both checks on every
         round and its tensors are not written.
         """
+        if self.counting == "reference":
+            return self._reference_select(model, ctx, density, allocation, within)
         own = type(self).masked_scores is SynFlow.masked_scores
         absolute = self.abs_weights(model) if own else None
         masks: Masks | None = Masks({n: m for n, m in within.items()}) if within is not None else None
@@ -174,6 +191,31 @@ class SynFlow(Pruner):
         if within is not None:
             masks = Masks({n: m & within[n].to(m.device) for n, m in masks.items()})
         return masks
+
+
+    def _reference_select(self, model: nn.Module, ctx: PruneContext, density: float, allocation: Allocation,
+                          within: Mapping[str, torch.Tensor] | None) -> Masks:
+        """Algorithm 1 counted as ganguli-lab/Synaptic-Flow counts (``Pruners/pruners.py``, ``mask``): each
+        round keeps every weight scoring above the k-th smallest score, k = int((1 − d_e) · N), over all
+        prunable weights (global) or per layer (uniform); pruned weights score 0 and stay pruned."""
+        self.check_allocation(allocation)
+        layer = isinstance(allocation, UniformAllocation)
+        masks = {n: torch.as_tensor(m).clone() for n, m in within.items()} if within is not None else None
+        d0 = Masks(masks).density() if masks is not None else 1.0
+        for e in range(self.iterations):
+            scores = checked_scores(self, self.masked_scores(model, ctx, masks), model)
+            d_e = density ** ((e + 1) / self.iterations) if within is None else \
+                d0 * (density / d0) ** ((e + 1) / self.iterations)
+            groups = [[n] for n in scores] if layer else [list(scores)]
+            new = dict(masks) if masks is not None else {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
+            for names in groups:
+                flat = torch.cat([scores[n].reshape(-1) for n in names])
+                k = int((1.0 - d_e) * flat.numel())
+                if k >= 1:
+                    threshold = torch.kthvalue(flat.cpu(), k).values.to(flat.device)
+                    new.update({n: scores[n] > threshold for n in names})
+            masks = new
+        return Masks(masks)
 
 
 def _minus_one_where_pruned(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -187,3 +187,50 @@ def test_checked_scores_still_applies_to_overrides():
 
     with pytest.raises(ConfigError, match="NaN"):
         Bad(iterations=3).initial_masks(linear_chain(), ctx((12,)), 0.5, ALLOCATIONS.get("global")())
+
+
+# --- the public code's own masks (issue 19, item 5) --------------------------------------------------
+def _ref_model(seed: int, dims: list[int]) -> nn.Module:
+    torch.manual_seed(seed)
+    mods: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        mods.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            mods.append(nn.ReLU())
+    return nn.Sequential(*mods)
+
+
+REFERENCE = __import__("json").loads(
+    (__import__("pathlib").Path(__file__).with_name("data") / "synflow_reference.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(REFERENCE["cases"]))
+def test_reference_counting_gives_the_public_codes_masks_bit_for_bit(case):
+    """Masks of ganguli-lab/Synaptic-Flow's own prune loop, run once in a throwaway folder (numbers and
+    source in data/synflow_reference.json), against ``counting = "reference"``; ``exact`` differs."""
+    import hashlib
+
+    ref = REFERENCE["cases"][case]
+    seed = int(case.removeprefix("seed"))
+    ctx = PruneContext(seed=0, batches=None, loss_fn=None, device=torch.device("cpu"), num_classes=ref["dims"][-1],
+                       input_shape=(ref["dims"][0],))
+
+    def masks_hash(counting: str) -> str:
+        model = _ref_model(seed, ref["dims"])
+        pruner = build_config(PRUNERS.get("synflow"), {"iterations": ref["iterations"], "counting": counting}, "s")
+        masks = pruner.initial_masks(model, ctx, 1.0 - ref["density"], ALLOCATIONS.get("global")())
+        h = hashlib.sha256()
+        for i, name in enumerate(masks):
+            h.update(f"layers.{2 * i}.weight".encode())
+            h.update(masks[name].to(torch.bool).numpy().tobytes())
+        return h.hexdigest()
+
+    assert masks_hash("reference") == ref["masks_sha256"]
+    assert masks_hash("exact") != ref["masks_sha256"]
+
+
+def test_reference_counting_is_refused_for_layer_allocations_it_does_not_have():
+    from benchmark.spec import make_spec
+
+    with pytest.raises(ConfigError, match="use allocation 'global' or 'uniform'"):
+        make_spec("digits-mlp", "synflow", 0.9, allocation="erk", pruner_args={"counting": "reference"})
