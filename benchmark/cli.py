@@ -505,8 +505,9 @@ def cmd_plugin(args: argparse.Namespace) -> int:
         names = list(args.pruner)
     if not names:
         if loaded:
-            print(f"{', '.join(p.label for p in loaded)} registers no pruner (reparams only: "
-                  f"{', '.join(n for p in loaded for n in p.reparams)}); nothing to check")
+            others = [n for p in loaded for n in p.schedules + p.reparams]
+            print(f"{', '.join(p.label for p in loaded)} registers no pruner (schedules / reparams only: "
+                  f"{', '.join(others)}); the conformance kit checks pruners, nothing to check")
             return 0
         raise ConfigError("plugin check needs a TARGET (a .py file or package.module) or --pruner NAME")
     reports = [run_kit(n, config=cfg) for n in names]

@@ -83,6 +83,10 @@ class Plugin:
         return list(self.registered.get("reparam", []))
 
     @property
+    def schedules(self) -> list[str]:
+        return list(self.registered.get("schedule", []))
+
+    @property
     def env_entry(self) -> str | None:
         """How this plugin is written into ``$SPARSEBENCH_PLUGINS`` (entry points need no entry)."""
         return self.key if self.kind in ("file", "module") else None
@@ -226,9 +230,9 @@ def load_plugin(target: str | os.PathLike) -> Plugin:
             else:
                 plugin.module = _exec_file(key) if kind == "file" else importlib.import_module(key)
         plugin.registered = _new_names(before, [module_name], origin)
-        if not plugin.pruners and not plugin.reparams:
-            raise ConfigError("registers no pruner or reparam; decorate a dataclass subclass of pruners.Pruner "
-                              "with @register_pruner(\"name\")")
+        if not any(plugin.registered.values()):
+            raise ConfigError("registers no pruner, schedule or reparam; decorate a dataclass subclass of "
+                              "pruners.Pruner with @register_pruner(\"name\")")
         for name in plugin.pruners:
             check_pruner_class(name)
     except ConfigError as exc:

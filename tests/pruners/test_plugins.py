@@ -240,7 +240,7 @@ def test_module_without_a_registered_pruner(tmp_path, capsys):
     path = plugin_file(tmp_path, "from pruners import Pruner\n\nclass Forgot(Pruner):\n    pass\n", "empty.py")
     out = tmp_path / "out"
     rc, _, err = run_cli(["run", grid_file(tmp_path), "--plugin", path, "--out", out], capsys)
-    assert_one_line_exit_2(rc, err, out, "empty.py", "registers no pruner or reparam", "@register_pruner")
+    assert_one_line_exit_2(rc, err, out, "empty.py", "registers no pruner, schedule or reparam", "@register_pruner")
 
 
 def test_two_plugins_registering_the_same_name(tmp_path, capsys):
@@ -442,3 +442,40 @@ def test_standard_grid_has_the_baselines_and_stays_small():
     assert {s.task for s in grid.specs} == {"digits-mlp", "fmnist-lenet300"}
     assert len({s.seed for s in grid.specs}) in (2, 3)
     assert len(grid.specs) <= 40
+
+
+def test_a_plugin_registers_a_schedule_and_a_stackable_reparam_used_in_a_grid(tmp_path):
+    """Issue 19 (7): schedules and reparams come from plugins the way pruners do; a schedule of a plugin
+    runs any score, a reparam that declares its kind joins a stack."""
+    path = tmp_path / "axes.py"
+    path.write_text(
+        "from dataclasses import dataclass\n"
+        "from pruners import Schedule, register_schedule\n"
+        "from pruners.hooks import Callback\n"
+        "from reparam import Reparam, register_reparam\n\n"
+        "class _Half(Callback):\n"
+        "    def __init__(self, pruner, density, allocation):\n"
+        "        self.args = (pruner, density, allocation)\n"
+        "    def on_epoch_start(self, state):\n"
+        "        pruner, density, allocation = self.args\n"
+        "        if state.epoch == state.epochs // 2:\n"
+        "            state.masks.update(pruner.training_select(state, density, allocation), state.optimizer)\n\n"
+        "@register_schedule('halfway')\n@dataclass\nclass Halfway(Schedule):\n"
+        "    description = 'train dense for half the run, prune once, train on'\n"
+        "    def callbacks(self, pruner, sparsity, allocation):\n"
+        "        return [_Half(pruner, 1.0 - sparsity, allocation)]\n\n"
+        "@register_reparam('noop_geometry')\n@dataclass\nclass Noop(Reparam):\n"
+        "    kind = 'geometry'\n    description = 'the recipe optimiser, unchanged'\n")
+    (plugin,) = plugins.load_plugins([path])
+    assert plugin.schedules == ["halfway"] and plugin.reparams == ["noop_geometry"]
+    from benchmark.runfolder import read_result, run_dir
+    from benchmark.runner import execute
+    from benchmark.spec import make_spec
+
+    spec = make_spec("digits-mlp", "snip", 0.7, schedule="halfway", reparam=["noop_geometry", "signin"],
+                     recipe={"epochs": 2, "max_train_batches": 3})
+    assert spec.reparam == "signin+noop_geometry"
+    execute(spec, tmp_path / "out")
+    rec = read_result(run_dir(tmp_path / "out", spec.run_id))
+    assert rec["status"] == "ok" and rec["schedule"] == "halfway"
+    assert abs(rec["achieved_sparsity"] - 0.7) < 1e-3
