@@ -62,7 +62,14 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> Parser:
+    from importlib.metadata import PackageNotFoundError, version
+
     p = Parser(prog="sparsebench", description="Benchmark suite for sparse training and pruning.")
+    try:
+        installed = version("sparsebench")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        installed = "unknown (not installed; run 'pip install -e .')"
+    p.add_argument("--version", action="version", version=f"sparsebench {installed}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     r = sub.add_parser("run", help="run a grid file (resumes: finished runs are skipped)")

@@ -145,6 +145,9 @@ def _table(value: Any, where: str) -> dict:
 def load_grid(path: str | Path) -> Grid:
     """Read and expand a grid file; ConfigError on any malformed or invalid entry."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"grid file {str(path)!r} is a directory; pass a TOML grid file in it, such as "
+                          "grids/quick.toml")
     if not path.is_file():
         raise ConfigError(f"grid file {str(path)!r} does not exist; pass a TOML grid such as grids/quick.toml")
     try:

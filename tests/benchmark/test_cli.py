@@ -182,3 +182,13 @@ def test_run_task_filter_and_table_gains(tmp_path, capsys):
     assert rc == 0 and "random/global+ham" in text and "95 % CI" in text and " 2 " in text   # two pairs
     rc, _, err = run_cli(["run", grid, "--out", out, "--task", "digits-mpl"], capsys)
     assert rc == 2 and "digits-mpl" in err and "did you mean 'digits-mlp'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    from benchmark.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out == f"sparsebench {version('sparsebench')}\n"
