@@ -430,8 +430,9 @@ def _add_plugin_parsers(sub) -> None:
 
     sm = sub.add_parser("submit", help="check a plugin, run the standard grid for it, rank it")
     sm.add_argument("target", help="a .py file or package.module registering the pruner(s)")
-    sm.add_argument("--grid", default="grids/standard.toml", help="the grid the submission runs (tasks, "
-                    "sparsities, seeds, baselines); the plugin's pruners are added to its [[pruners]]")
+    sm.add_argument("--grid", default=None, help="the grid the submission runs (tasks, sparsities, seeds, "
+                    "baselines; default: grids/standard.toml of the installed sparsebench, from any folder); "
+                    "the plugin's pruners are added to its [[pruners]]")
     sm.add_argument("--out", default="results/standard", help="output folder shared by all submissions")
     sm.add_argument("--pruner", action="append", default=[], help="submit only this pruner of the plugin")
     sm.add_argument("--allocation", action="append", default=[],
@@ -525,6 +526,16 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def standard_grid() -> Path:
+    """grids/standard.toml of the installed sparsebench (the repository the package runs from), so that
+    ``sparsebench submit`` works from a plugin's own folder."""
+    path = Path(__file__).resolve().parents[1] / "grids" / "standard.toml"
+    if not path.is_file():
+        raise ConfigError(f"the standard grid is not beside the installed package ({path}); install "
+                          "sparsebench from its repository (pip install -e .) or pass --grid FILE")
+    return path
+
+
 @command("submit")
 def cmd_submit(args: argparse.Namespace) -> int:
     from benchmark.driver import run_grid
@@ -553,7 +564,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"conformance kit: {name} passes ({report.seconds:.1f}s)")
     allocations = args.allocation or ["global"]
     entries = [{"name": n, "allocation": allocations} for n in names]
-    grid = _grid_with_plugins(args.grid, [args.target], extra_pruners=entries)
+    grid = _grid_with_plugins(args.grid or standard_grid(), [args.target], extra_pruners=entries)
     device = _check_device(args.device)
     _check_data(grid.specs)
     ensure_writable(Path(args.out))

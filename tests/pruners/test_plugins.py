@@ -479,3 +479,15 @@ def test_a_plugin_registers_a_schedule_and_a_stackable_reparam_used_in_a_grid(tm
     rec = read_result(run_dir(tmp_path / "out", spec.run_id))
     assert rec["status"] == "ok" and rec["schedule"] == "halfway"
     assert abs(rec["achieved_sparsity"] - 0.7) < 1e-3
+
+
+def test_submit_finds_the_standard_grid_from_the_plugins_own_folder(tmp_path, monkeypatch):
+    """Issue 24 (1): the default grid is the installed suite's grids/standard.toml, not one looked up in
+    the current folder (docs/plugins.md puts the plugin file in its own folder)."""
+    from benchmark.cli import standard_grid
+    from benchmark.grid import load_grid
+
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / "grids").exists()
+    path = standard_grid()
+    assert path == ROOT / "grids" / "standard.toml" and len(load_grid(path).specs) <= 40
