@@ -27,10 +27,10 @@ demo: install data
 	sparsebench table --out $(OUT)
 	sparsebench leaderboard build --out $(OUT) --site $(OUT)/site
 
-# pytest runs the testpaths of pyproject.toml (tests/ and the plugin example's tests); its exit 5
-# (no tests collected) is turned into a failure.
+# pytest runs the testpaths of pyproject.toml (tests/ and the plugin example's tests) in two processes
+# (pytest-xdist, one test file per process at a time); its exit 5 (no tests collected) is a failure.
 test: install-test data
-	@$(PYTHON) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+	@$(PYTHON) -m pytest -n 2 --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 bench: install
 	$(PYTHON) -m benchmark.perf --write docs/benchmarks.md

@@ -780,6 +780,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
+        # Ctrl-C / kill -INT stop the grid even when the driver was started with SIGINT ignored (a
+        # background job of a non-interactive shell, a pytest-xdist worker): Python then installs no handler
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
