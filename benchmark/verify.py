@@ -12,6 +12,11 @@ append-only log.txt nor the transient claim / checkpoint).  Two levels of checki
   ``1, 1, 2, 2``), log.txt's attempts well-formed (no two "end" lines without a start or resume
   between them), and masks.pt loaded (``weights_only=True``) with its density compared to the record.
 
+Archived run folders (``make archive-results`` keeps result.json, spec.json, metrics.jsonl and log.txt,
+not the weights) hold the marker :data:`WEIGHTS_OMITTED`: there a missing ``*.pt`` file is expected and
+not a problem (a present one is still checked), so a restored archive counts as finished, is not re-run
+and passes ``store check``.
+
 Results written before the manifest existed have none: their metrics, log and masks are still
 checked deeply; nothing is checked quickly.  ``store check --repair`` moves the folders of broken
 runs to ``<out>/broken/`` (never deletes them) so that the next ``sparsebench run`` runs them again.
@@ -27,6 +32,13 @@ from pathlib import Path
 from benchmark.runfolder import RESULT
 
 MANIFEST = "files"
+#: Marker written by ``make archive-results`` into every archived run folder: its weight files were left out.
+WEIGHTS_OMITTED = "weights.omitted"
+
+
+def _omitted(folder: Path, name: str) -> bool:
+    """Whether ``name`` is a weight file the archive of ``folder`` left out on purpose."""
+    return name.endswith(".pt") and (Path(folder) / WEIGHTS_OMITTED).is_file()
 #: Files of a run folder that are not part of its manifest.
 UNLISTED = {RESULT, "log.txt", "checkpoint.pt", "claim.json", "claim.json.takeover", "heartbeat"}
 BROKEN = "broken"
@@ -56,6 +68,8 @@ def quick_problem(folder: Path, rec: dict) -> str | None:
         try:
             size = (Path(folder) / name).stat().st_size
         except OSError:
+            if _omitted(folder, name):
+                continue
             return f"{name} is missing"
         if size != meta.get("size"):
             return f"{name} has {size} bytes, {meta.get('size')} recorded (truncated or overwritten)"
@@ -118,7 +132,8 @@ def deep_problems(folder: Path, rec: dict) -> list[str]:
     for name, meta in sorted(files.items()):
         path = folder / name
         if not path.is_file():
-            problems.append(f"{name} is missing")
+            if not _omitted(folder, name):
+                problems.append(f"{name} is missing")
         elif path.stat().st_size != meta.get("size"):
             problems.append(f"{name} has {path.stat().st_size} bytes, {meta.get('size')} recorded (truncated?)")
         elif sha256(path) != meta.get("sha256"):
@@ -132,7 +147,7 @@ def deep_problems(folder: Path, rec: dict) -> list[str]:
         if (folder / "masks.pt").is_file():
             if not any(p and p.startswith("masks.pt") for p in problems):
                 problems.append(_masks_problem(folder / "masks.pt", rec))
-        else:
+        elif not _omitted(folder, "masks.pt"):
             problems.append("masks.pt is missing")
     return list(dict.fromkeys(p for p in problems if p))
 

@@ -111,6 +111,28 @@ def finished(tmp_path_factory):
     return grid, base / "out"
 
 
+def test_an_archived_folder_without_weights_counts_as_finished(tmp_path, finished):
+    """``make archive-results`` keeps no *.pt and writes ``weights.omitted``: restored, the runs are in the
+    table, pass ``store check`` and are skipped by a rerun; without the marker the same folders are broken."""
+    import shutil
+
+    from benchmark.verify import WEIGHTS_OMITTED
+
+    grid, done = finished
+    out = tmp_path / "out"
+    shutil.copytree(done, out)
+    for folder in (out / "runs").iterdir():
+        for pt in folder.glob("*.pt"):
+            pt.unlink()
+    problems = Store(out).check()                                           # no marker: broken
+    assert len(results(out)) == 0 and len(problems) == 4 and all(".pt is missing" in p for p in problems)
+    for folder in (out / "runs").iterdir():
+        (folder / WEIGHTS_OMITTED).touch()
+    assert len(results(out)) == 2 and Store(out).check() == []
+    res = subprocess.run(_cmd(grid, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "2 already done" in res.stdout, res.stdout + res.stderr
+
+
 @pytest.mark.parametrize("name", ARTEFACTS)
 def test_a_truncated_artefact_is_named_left_out_and_rerun(tmp_path, finished, name):
     import shutil
