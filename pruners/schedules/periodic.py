@@ -30,8 +30,6 @@ larger than the paper's accounting).  Random growth adds nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
-
 import torch
 from torch import nn
 
@@ -90,8 +88,7 @@ class _DropGrowCallback(Callback):
             return cosine_fraction(self.schedule.drop_fraction, t, self.t_start, self.t_end)
         return self.schedule.drop_fraction
 
-    def grow_scores(self, state: TrainState, theta: Mapping[str, torch.Tensor], masks: Masks,
-                    t: int) -> dict[str, torch.Tensor]:
+    def grow_scores(self, state: TrainState, masks: Masks, t: int) -> dict[str, torch.Tensor]:
         grow = self.schedule.grow
         if grow == "random":
             g = state.ctx.generator(tag=100_003 + t)
@@ -101,7 +98,7 @@ class _DropGrowCallback(Callback):
         if state.batch is None:
             raise ConfigError("gradient growth needs the current batch in TrainState.batch; run it with the "
                               "standard loop")
-        grads, macs = theta_gradients(state.model, theta, state.batch, state.ctx.loss_fn)
+        grads, macs = theta_gradients(state.model, effective_weights(state), state.batch, state.ctx.loss_fn)
         dens = masks.layer_density()
         f_d = sum(2.0 * m for m in macs.values())
         f_s = sum(2.0 * m * dens.get(n, 1.0) for n, m in macs.items())
@@ -114,10 +111,9 @@ class _DropGrowCallback(Callback):
         if not self.is_update_step(t):
             return
         frac = self.fraction(t)
-        theta = effective_weights(state)
         old = state.masks.masks
         drop = self.pruner.training_scores(state)
-        scores = self.grow_scores(state, theta, old, t)
+        scores = self.grow_scores(state, old, t)
         new, changed = {}, 0
         for n, m in old.items():
             k = int(round(frac * int(m.sum())))
