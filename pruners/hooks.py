@@ -9,7 +9,7 @@ Order inside one optimisation step::
 
     loss.backward()
     for cb in callbacks: cb.before_step(state)      # e.g. mask the gradients
-    optimizer.step(); scheduler.step()
+    optimizer.step(); scheduler.step()              # optimizer.step skipped if a callback set state.skip_step
     for cb in callbacks: cb.after_step(state)       # e.g. re-zero pruned weights, update masks
 
 :func:`run_step` is that step; :func:`pruners.session.fit` is the one loop that calls it.
@@ -78,6 +78,7 @@ class TrainState:
     extra_train_flops: float = 0.0   # additional training cost in dense-forward units (e.g. RigL's dense grads)
     reparam: Any = None
     stop: bool = False               # a callback sets it to end training early (pruners.session.fit)
+    skip_step: bool = False          # a before_step callback sets it to skip this step's optimiser update
 
     @property
     def total_steps(self) -> int:
@@ -134,9 +135,11 @@ def run_step(state: "TrainState", callbacks: Sequence["Callback"], x: torch.Tens
         check(loss)
     loss.backward()
     state.loss = loss.detach()
+    state.skip_step = False
     for cb in callbacks:
         cb.before_step(state)
-    opt.step()
+    if not state.skip_step:          # e.g. RigL's code: a mask-update iteration replaces the step
+        opt.step()
     if state.scheduler is not None:
         state.scheduler.step()
     for cb in callbacks:

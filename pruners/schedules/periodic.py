@@ -20,6 +20,22 @@ weights start at exactly zero and their momentum / Adam state is reset (``MaskEn
 dropped-and-regrown weight keeps its value (RigL code).  No update happens at or after end·T.  t
 counts completed optimiser steps (updates run after the optimiser step of step t).
 
+Reference counting and timing (issue 19), as options; the defaults above are the paper's description:
+
+* ``counting = "reference"`` drops and grows k_l = ⌊f(t) · n_l⌋ (the int cast of google-research/rigl's
+  ``SparseSETOptimizerBase._get_update_op`` and of verbose-void/rigl-torch) instead of round.
+* ``timing = "replace_step"``: the mask update takes the place of the optimiser step of its iteration
+  (RigL's ``SparseRigLOptimizerBase.apply_gradients`` and rigl-torch's ``RigLScheduler.__call__``
+  returning False): drop score |θ| and grow gradient are those of the batch's pre-step weights, and
+  that batch's optimiser update is skipped (t still counts it, as rigl-torch does).  The default
+  ``after_step`` updates after the optimiser step of step t (SET's TF code applies the gradient first).
+* ``update_at_start = true`` (with ``replace_step`` only) also updates on the very first batch, at
+  f = α (the TF code's global step 0).  The TF code does not advance its global step on an update
+  iteration; t here counts every batch, as rigl-torch does.
+
+With ``counting = "reference"`` and ``timing = "replace_step"`` the masks are rigl-torch's bit for bit
+(tests/pruners/test_rigl_reference.py; the TF code itself was not run here).
+
 FLOPs (Evci et al. 2020, App. H): a gradient-grow update step replaces the sparse weight gradient by
 a dense one, costing (f_D − f_S) more per sample than a sparse step; that amount is added to
 ``TrainState.extra_train_flops`` at every update step (in the per-sample FLOP units of
@@ -42,6 +58,8 @@ from pruners.schedules.helpers import cosine_fraction, effective_weights, theta_
 
 GROW = ("random", "gradient", "pruner")
 INIT = ("random", "pruner")
+COUNTING = ("exact", "reference")
+TIMING = ("after_step", "replace_step")
 
 
 def drop_grow(mask: torch.Tensor, keep_score: torch.Tensor, grow_score: torch.Tensor, k: int) -> torch.Tensor:
@@ -83,6 +101,10 @@ class _DropGrowCallback(Callback):
     def is_update_step(self, t: int) -> bool:
         return t > 0 and t % self.schedule.update_interval == 0 and self.t_start <= t < self.t_end
 
+    @property
+    def replaces_step(self) -> bool:
+        return self.schedule.timing == "replace_step"
+
     def fraction(self, t: int) -> float:
         if self.schedule.decay == "cosine":
             return cosine_fraction(self.schedule.drop_fraction, t, self.t_start, self.t_end)
@@ -106,18 +128,31 @@ class _DropGrowCallback(Callback):
         self.extra_flops += f_d - f_s
         return {n: g.abs() for n, g in grads.items()}
 
+    def before_step(self, state: TrainState) -> None:
+        if not self.replaces_step:
+            return
+        t = state.step + 1
+        if self.is_update_step(t):
+            self.update(state, t, self.fraction(t))
+        elif self.schedule.update_at_start and state.step == 0:
+            self.update(state, t, self.fraction(self.t_start))
+        else:
+            return
+        state.skip_step = True
+
     def after_step(self, state: TrainState) -> None:
         t = state.step + 1
-        if not self.is_update_step(t):
-            return
-        frac = self.fraction(t)
+        if not self.replaces_step and self.is_update_step(t):
+            self.update(state, t, self.fraction(t))
+
+    def update(self, state: TrainState, t: int, frac: float) -> None:
         old = state.masks.masks
         drop = self.pruner.training_scores(state)
         scores = self.grow_scores(state, old, t)
+        count = (lambda x: int(x)) if self.schedule.counting == "reference" else (lambda x: int(round(x)))
         new, changed = {}, 0
         for n, m in old.items():
-            k = int(round(frac * int(m.sum())))
-            new[n] = drop_grow(m, drop[n], scores[n], k)
+            new[n] = drop_grow(m, drop[n], scores[n], count(frac * int(m.sum())))
             changed += int((new[n] & ~m).sum())
         state.masks.update(Masks(new), state.optimizer)
         self.updates.append({"t": t, "fraction": frac, "grown": changed})
@@ -146,6 +181,10 @@ class Periodic(Schedule):
         end: no update at or after this fraction of training (> start).
         init: the starting mask: ``random`` within each layer's count, or ``pruner`` (its mask at init).
         grow: ``random`` (SET), ``gradient`` (RigL) or ``pruner`` (the pruner's own score).
+        counting: ``exact`` (k = round(f·n)) or ``reference`` (⌊f·n⌋, the RigL codes).
+        timing: ``after_step`` (update after the step's optimiser update) or ``replace_step`` (the RigL
+            codes: the update replaces that step's optimiser update, scores at the pre-step weights).
+        update_at_start: also update on the first batch (the TF code's step 0; ``replace_step`` only).
     """
 
     update_interval: int = 100
@@ -155,6 +194,9 @@ class Periodic(Schedule):
     end: float = 0.75
     init: str = "pruner"
     grow: str = "gradient"
+    counting: str = "exact"
+    timing: str = "after_step"
+    update_at_start: bool = False
 
     family = "dst"
     description = "drop-and-grow every update_interval steps at constant layer counts (SET / RigL)"
@@ -177,6 +219,13 @@ class Periodic(Schedule):
             raise ConfigError(f"{name} grow {self.grow!r} is unknown; choose one of {', '.join(GROW)}")
         if self.init not in INIT:
             raise ConfigError(f"{name} init {self.init!r} is unknown; choose one of {', '.join(INIT)}")
+        if self.counting not in COUNTING:
+            raise ConfigError(f"{name} counting {self.counting!r} is unknown; choose one of {', '.join(COUNTING)}")
+        if self.timing not in TIMING:
+            raise ConfigError(f"{name} timing {self.timing!r} is unknown; choose one of {', '.join(TIMING)}")
+        if self.update_at_start and self.timing != "replace_step":
+            raise ConfigError(f"{name} update_at_start needs timing = 'replace_step' (the TF code's step-0 update "
+                              "replaces that step); set both or neither")
 
     def initial_masks(self, pruner, model: nn.Module, ctx: PruneContext, sparsity: float,
                       allocation: Allocation) -> Masks:

@@ -41,7 +41,7 @@ def record_updates(enforcer, model) -> None:
 
 
 def run_dst(name: str, args: dict, sparsity: float = 0.8, epochs: int = 6, steps_per_epoch: int = 5,
-            optimizer: str = "sgd", allocation: str = "uniform", seed: int = 0):
+            optimizer: str = "sgd", allocation: str = "uniform", seed: int = 0, weight_decay: float = 0.0):
     model = tiny_model(seed)
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(steps_per_epoch * 16, 8, generator=g, dtype=torch.float64)
@@ -52,7 +52,7 @@ def run_dst(name: str, args: dict, sparsity: float = 0.8, epochs: int = 6, steps
     ctx = PruneContext(seed=seed, batches=None, loss_fn=F.cross_entropy, device=torch.device("cpu"),
                        num_classes=3, input_shape=(8,))
     masks = pruner.initial_masks(model, ctx, sparsity, alloc)
-    session = build_session(model, masks, (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)) if optimizer == "sgd"
+    session = build_session(model, masks, (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=weight_decay)) if optimizer == "sgd"
                             else (lambda ps: torch.optim.Adam(ps, lr=0.01)), pruner=pruner, allocation=alloc,
                             sparsity=sparsity, ctx=ctx, epochs=epochs, steps_per_epoch=steps_per_epoch)
     record_updates(session.enforcer, model)
