@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -422,9 +423,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def _add_plugin_parsers(sub) -> None:
     pl = sub.add_parser("plugin", help="work with pruner plugins: 'plugin check TARGET' runs the conformance kit")
     psub = pl.add_subparsers(dest="plugin_command", required=True, parser_class=Parser)
-    c = psub.add_parser("check", help="run the conformance kit on a plugin's pruners (or on --pruner NAME)")
-    c.add_argument("target", nargs="*", help="a .py file or package.module registering pruners")
+    c = psub.add_parser("check", help="run the conformance kit (pytest) on a plugin's pruners, schedules and "
+                        "reparams (or on --pruner / --schedule / --reparam NAME)")
+    c.add_argument("target", nargs="*", help="a .py file or package.module registering pruners, schedules or reparams")
     c.add_argument("--pruner", action="append", default=[], help="check only this pruner (built-ins too)")
+    c.add_argument("--schedule", action="append", default=[], help="check this schedule (built-ins too)")
+    c.add_argument("--reparam", action="append", default=[], help="check this reparam (built-ins too)")
     _add_kit_arguments(c)
     c.add_argument("--format", default="plain", choices=["plain", "github", "pipe"], help="table format")
 
@@ -465,7 +469,8 @@ def _grid_with_plugins(path: str, targets: list[str], extra_pruners: list[dict] 
     before anything is written."""
     from benchmark.grid import expand_grid, load_grid, tomllib
     from pruners import plugins
-    from pruners.conformance import KitConfig, first_failure, run_kit
+    from pruners.conformance import KitConfig, Target
+    from pruners.testing import first_failure, run_checks
 
     loaded = plugins.load_plugins(targets)
     try:
@@ -481,49 +486,53 @@ def _grid_with_plugins(path: str, targets: list[str], extra_pruners: list[dict] 
     except ConfigError as exc:
         raise plugins.annotate(exc) from None
     ours = {name: p for p, name in plugins.iter_plugin_pruners(loaded)}
-    seen: set[str] = set()
+    targets = {}
     for spec in grid.specs:
-        if spec.pruner not in ours:
-            continue
-        import json
-
-        key = json.dumps([spec.pruner, dict(spec.pruner_args)], sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        report = run_kit(spec.pruner, dict(spec.pruner_args),
-                         KitConfig(models=("mlp",), allocations=("global",), gpu=False))
-        if not report.passed:
-            raise ConfigError(f"plugin {ours[spec.pruner].label!r}: {first_failure(report)}; the grid was not "
-                              f"started (see 'sparsebench plugin check {ours[spec.pruner].label}')")
+        if spec.pruner in ours:
+            t = Target.of(spec.pruner, dict(spec.pruner_args))
+            targets.setdefault(t, ours[spec.pruner])
+    if targets:
+        _, rows = run_checks(list(targets), KitConfig(models=("mlp",), allocations=("global",), gpu=False))
+        failure = first_failure(rows)
+        if failure:
+            failed = next(r[0] for r in rows if r[2] == "fail")
+            label = next(p.label for t, p in targets.items() if t.id == failed)
+            raise ConfigError(f"plugin {label!r}: {failure}; the grid was not started (see "
+                              f"'sparsebench plugin check {label}')")
     return grid
 
 
 @command("plugin")
 def cmd_plugin(args: argparse.Namespace) -> int:
-    from pruners import PRUNERS, plugins
-    from pruners.conformance import format_reports, run_kit
+    from pruners import PRUNERS, SCHEDULES, plugins
+    from pruners.conformance import Target
+    from pruners.testing import run_checks, format_rows
+    from reparam import REPARAMS
 
     cfg = _kit_config(args)
     loaded = plugins.load_plugins(args.target)
-    names = [n for p in loaded for n in p.pruners]
-    if args.pruner:
+    names = [(n, "pruner") for p in loaded for n in p.pruners] + [(f"schedule:{n}", "") for p in loaded
+             for n in p.schedules] + [(f"reparam:{n}", "") for p in loaded for n in p.reparams]
+    asked = [(n, "") for n in args.pruner] + [(f"schedule:{n}", "") for n in args.schedule] + \
+        [(f"reparam:{n}", "") for n in args.reparam]
+    if asked:
         for n in args.pruner:
             PRUNERS.get(n)
-        names = list(args.pruner)
+        for n in args.schedule:
+            SCHEDULES.get(n)
+        for n in args.reparam:
+            REPARAMS.get(n)
+        names = asked
     if not names:
-        if loaded:
-            others = [n for p in loaded for n in p.schedules + p.reparams]
-            print(f"{', '.join(p.label for p in loaded)} registers no pruner (schedules / reparams only: "
-                  f"{', '.join(others)}); the conformance kit checks pruners, nothing to check")
-            return 0
-        raise ConfigError("plugin check needs a TARGET (a .py file or package.module) or --pruner NAME")
-    reports = [run_kit(n, config=cfg) for n in names]
-    print(format_reports(reports, args.format))
-    failed = [r.pruner for r in reports if not r.passed]
-    print(f"{len(reports) - len(failed)} of {len(reports)} pruner(s) pass the conformance kit"
+        raise ConfigError("plugin check needs a TARGET (a .py file or package.module) or --pruner / --schedule / "
+                          "--reparam NAME")
+    targets = [Target.of(n) for n, _ in names]
+    code, rows = run_checks(targets, cfg)
+    print(format_rows(rows, args.format))
+    failed = sorted({t for t, _, status, _ in rows if status == "fail"}, key=[x.id for x in targets].index)
+    print(f"{len(targets) - len(failed)} of {len(targets)} target(s) pass the conformance kit (pytest exit {code})"
           + (f"; failing: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    return 1 if failed or code not in (0,) else 0
 
 
 def standard_grid() -> Path:
@@ -542,7 +551,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from benchmark.executors import EXECUTORS
     from benchmark.runfolder import ensure_writable
     from pruners import plugins
-    from pruners.conformance import first_failure, run_kit
+    from pruners.conformance import Target
+    from pruners.testing import first_failure, run_checks
 
     cfg = _kit_config(args)
     (plugin,) = plugins.load_plugins([args.target])
@@ -556,12 +566,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not names:
         raise ConfigError(f"plugin {plugin.label!r} registers no pruner to submit; decorate a Pruner subclass "
                           "with @register_pruner(\"name\")")
-    for name in names:
-        report = run_kit(name, config=cfg)
-        if not report.passed:
-            raise ConfigError(f"plugin {plugin.label!r}: {first_failure(report)}; nothing was run (see "
-                              f"'sparsebench plugin check {plugin.label}')")
-        print(f"conformance kit: {name} passes ({report.seconds:.1f}s)")
+    t0 = time.perf_counter()
+    _, rows = run_checks([Target.of(n) for n in names], cfg)
+    if first_failure(rows):
+        raise ConfigError(f"plugin {plugin.label!r}: {first_failure(rows)}; nothing was run (see "
+                          f"'sparsebench plugin check {plugin.label}')")
+    print(f"conformance kit: {', '.join(names)} pass ({time.perf_counter() - t0:.1f}s)")
     allocations = args.allocation or ["global"]
     entries = [{"name": n, "allocation": allocations} for n in names]
     grid = _grid_with_plugins(args.grid or standard_grid(), [args.target], extra_pruners=entries)

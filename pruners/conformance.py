@@ -1,11 +1,14 @@
-"""The conformance kit: the checks every pruner — built-in or submitted — must pass (docs/plugins.md).
+"""The conformance kit: the checks every pruner, schedule and reparam — built-in or submitted — must
+pass (docs/plugins.md).
 
-``sparsebench plugin check TARGET`` runs :func:`run_kit` for each pruner a plugin registers and prints a
-pass / fail table with the reason for each check; ``sparsebench submit`` runs it before the standard
-grid and refuses a pruner that fails.  The kit works on three tiny models built here — an MLP
+The checks are pytest tests (:mod:`pruners.testing`: ``parametrize_with_checks`` for a plugin's own
+suite; ``sparsebench plugin check`` and ``submit`` run the same tests through ``pytest.main``).  This
+module holds what they look at: the kit works on three tiny models built here — an MLP
 (``mlp``: Linear layers), a small CNN with batch norm (``conv``) and a residual CNN with a skip
 connection (``residual``) — and on seeded synthetic data (Gaussian inputs labelled by a fixed random
-linear teacher), so it needs no dataset and runs in seconds on a CPU.
+linear teacher), so it needs no dataset and runs in seconds on a CPU.  :func:`evidence` prunes (and
+trains) every model × allocation once per target; each check in :data:`CHECK_FUNCTIONS` reads it.
+A schedule is checked with the magnitude score, a reparam under random masks.
 
 Checks (each row of the table; ``warn`` and ``skip`` do not fail a pruner):
 
@@ -20,15 +23,16 @@ Checks (each row of the table; ``warn`` and ``skip`` do not fail a pruner):
                      ``global``; within one weight of the allocation's count in every layer under
                      per-layer allocations (``uniform``); dense pruners keep all; learned-sparsity
                      pruners (STR, CS) report what they reach
-``deterministic``    two runs with the same seed (and the same fresh model) give identical masks
+``deterministic``    two runs with the same seed (and the same fresh model) give identical masks (and,
+                     when trained, identical trained weights)
 ``model-unchanged``  ``scores`` (and, for pruners without training callbacks, ``initial_masks``) leave
                      parameters, buffers, ``requires_grad`` and train / eval modes bit-for-bit unchanged
 ``no-grad-left``     no ``.grad`` is left on any parameter by scoring
 ``collapse``         no layer left without weights: ``fail`` under a per-layer allocation; under
                      ``global`` a collapse is a ``warn`` (the run reports it in the ``collapse`` column)
-``training``         pruners with callbacks (dense-to-sparse, DST, learned sparsity): a short training
-                     run through the callbacks API (below) finishes with a finite loss, valid final
-                     masks and every pruned weight exactly zero
+``training``         pruners with callbacks (dense-to-sparse, DST, learned sparsity), schedules and
+                     reparams: a short training run (below) finishes with a finite loss, valid final
+                     masks and every pruned merged weight θ exactly zero
 ``time``             all of the above on one model within ``time_budget_s``
 ``cpu``              everything ran on CPU without an exception
 ``gpu``              the masks (and training) also work on CUDA when a GPU is present, else ``skip``
@@ -36,12 +40,13 @@ Checks (each row of the table; ``warn`` and ``skip`` do not fail a pruner):
 
 The short training run (:func:`train_with_callbacks`) is the suite's own session and loop
 (:func:`pruners.session.build_session`, :func:`pruners.session.fit`: the enforcer first in the callback
-list) with SGD (lr 0.05, momentum 0.9), no learning-rate schedule and no reparam; end-to-end runs on
+list) with SGD (lr 0.05, momentum 0.9), no learning-rate schedule and the target's reparam if any; end-to-end runs on
 real tasks are what ``sparsebench submit`` does next.  The kit trains ``pruner.total_epochs(train_epochs, sparsity)`` epochs of
 ``steps_per_epoch`` steps, so IMP-style pruners run all their rounds.
 """
 from __future__ import annotations
 
+import json
 import random
 import time
 import traceback
@@ -191,52 +196,62 @@ class KitBatches:
 
 
 def train_with_callbacks(model: nn.Module, masks: Masks, callbacks: list[Callback], ctx: PruneContext,
-                         epochs: int, steps_per_epoch: int, lr: float = 0.05) -> tuple[Masks, list[float]]:
-    """Train ``model`` on ``ctx``'s data with the callbacks through the suite's session and loop
-    (:func:`pruners.session.build_session`, :func:`pruners.session.fit`).
+                         epochs: int, steps_per_epoch: int, lr: float = 0.05, reparam: Any = None
+                         ) -> tuple[Masks, list[float], dict[str, torch.Tensor]]:
+    """Train ``model`` on ``ctx``'s data with the callbacks (and ``reparam``) through the suite's session
+    and loop (:func:`pruners.session.build_session`, :func:`pruners.session.fit`).
 
-    Returns the final masks and the per-epoch train losses.  Raises KitFailure('training', ...) on a
-    non-finite loss.
+    Returns the final masks, the per-epoch train losses and the merged weights θ per prunable name.
+    Raises KitFailure('training', ...) on a non-finite loss.
     """
+    from pruners.schedules.helpers import effective_weights
+
     session = build_session(model, masks, lambda ps: torch.optim.SGD(ps, lr=lr, momentum=0.9),
-                            callbacks=callbacks, ctx=ctx, epochs=epochs, steps_per_epoch=steps_per_epoch)
+                            reparam=reparam, callbacks=callbacks, ctx=ctx, epochs=epochs,
+                            steps_per_epoch=steps_per_epoch)
     try:
         history = fit(session, KitBatches(ctx, steps_per_epoch), ctx.loss_fn)
     except Diverged as exc:
         raise KitFailure("training", f"the loss became {exc.loss} at step {exc.step}") from None
-    return session.masks, [h["train_loss"] for h in history]
+    return session.masks, [h["train_loss"] for h in history], effective_weights(session.state)
 
 
 # ------------------------------------------------------------------------------------------------
-# results
-@dataclass
-class CheckResult:
+# what is checked, and how the kit runs
+@dataclass(frozen=True)
+class Target:
+    """One thing the kit checks: a pruner, a schedule (run with the magnitude score) or a reparam (run
+    with random masks), with its hyperparameters (JSON-able; kept as sorted items so a Target hashes)."""
+
+    kind: str
     name: str
-    status: str = PASS
-    reason: str = ""
+    items: tuple = ()
 
-
-@dataclass
-class KitReport:
-    """The outcome of the kit for one pruner."""
-
-    pruner: str
-    args: dict[str, Any]
-    checks: dict[str, CheckResult] = field(default_factory=dict)
-    seconds: float = 0.0
+    @classmethod
+    def of(cls, spec: "str | Target", args: Mapping[str, Any] | None = None) -> "Target":
+        """``"force"`` (a pruner), ``"schedule:halfway"`` or ``"reparam:signin"``, with ``args``."""
+        if isinstance(spec, Target):
+            return spec
+        kind, _, name = spec.rpartition(":") if ":" in spec else ("pruner", "", spec)
+        if kind not in KINDS:
+            raise ConfigError(f"conformance target {spec!r}: unknown kind {kind!r}; write NAME (a pruner), "
+                              "schedule:NAME or reparam:NAME")
+        return cls(kind, name, tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in (args or {}).items())))
 
     @property
-    def passed(self) -> bool:
-        return all(c.status != FAIL for c in self.checks.values())
+    def args(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.items}
 
-    def failures(self) -> list[CheckResult]:
-        return [c for c in self.checks.values() if c.status == FAIL]
+    @property
+    def id(self) -> str:
+        base = self.name if self.kind == "pruner" else f"{self.kind}:{self.name}"
+        return base + "".join(f",{k}={v}" for k, v in self.items)
 
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        return [(self.pruner, c.name, c.status, c.reason) for c in self.checks.values()]
+
+KINDS = ("pruner", "schedule", "reparam")
 
 
-@dataclass
+@dataclass(frozen=True)
 class KitConfig:
     """How the kit runs (``sparsebench plugin check`` flags map onto these).
 
@@ -262,6 +277,18 @@ class KitConfig:
     steps_per_epoch: int = 4
     batch_size: int = 16
     gpu: bool = True
+
+
+class CheckFailed(AssertionError):
+    """A check failed; the message is the one-line reason."""
+
+
+class CheckSkipped(Exception):
+    """A check does not apply (or an earlier one failed); the message says why."""
+
+
+class ConformanceWarning(UserWarning):
+    """A check passed with a caveat (missing metadata, a collapsed layer under ``global``)."""
 
 
 def _where(exc: BaseException) -> str:
@@ -312,9 +339,10 @@ def _grads_left(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.grad is not None]
 
 
-def _check_masks(masks: Any, model: nn.Module) -> Masks:
-    """Masks over exactly the prunable parameters, right shapes, bool dtype; KitFailure('masks') if not."""
-    params = prunable_parameters(model)
+def _check_masks(masks: Any, model: nn.Module, names: Any = None) -> Masks:
+    """Masks over exactly the prunable parameters (``names``: their shapes, default the model's), bool
+    dtype; KitFailure('masks') if not."""
+    shapes = names or {n: tuple(p.shape) for n, p in prunable_parameters(model).items()}
     if not isinstance(masks, Mapping):
         raise KitFailure("masks", f"initial_masks returned {type(masks).__name__}, not pruners.Masks")
     for n, m in masks.items():
@@ -322,14 +350,14 @@ def _check_masks(masks: Any, model: nn.Module) -> Masks:
             raise KitFailure("masks", f"mask {n!r} is a {type(m).__name__}, not a tensor")
         if m.dtype != torch.bool:
             raise KitFailure("masks", f"mask {n!r} has dtype {m.dtype}, not torch.bool")
-    missing = [n for n in params if n not in masks]
-    extra = [n for n in masks if n not in params]
+    missing = [n for n in shapes if n not in masks]
+    extra = [n for n in masks if n not in shapes]
     if missing or extra:
         raise KitFailure("masks", f"masks do not cover exactly the prunable parameters (missing {missing[:2]}, "
                                   f"unexpected {extra[:2]})")
-    for n, p in params.items():
-        if tuple(masks[n].shape) != tuple(p.shape):
-            raise KitFailure("masks", f"mask {n!r} has shape {tuple(masks[n].shape)}, expected {tuple(p.shape)}")
+    for n, shape in shapes.items():
+        if tuple(masks[n].shape) != tuple(shape):
+            raise KitFailure("masks", f"mask {n!r} has shape {tuple(masks[n].shape)}, expected {tuple(shape)}")
     return masks if isinstance(masks, Masks) else Masks(masks)
 
 
@@ -360,13 +388,14 @@ def density_problem(masks: Masks, model: nn.Module, allocation_name: str, alloca
 
 
 # ------------------------------------------------------------------------------------------------
-# one pruning (and, with callbacks, training) on one model
+# one pruning (and, with callbacks or a reparam, training) on one model
 @dataclass
 class Outcome:
     masks: Masks
     seconds: float
     losses: list[float]
     trained: bool
+    theta: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _stage(check: str, fn: Callable[[], Any]) -> Any:
@@ -378,17 +407,36 @@ def _stage(check: str, fn: Callable[[], Any]) -> Any:
         raise KitFailure(check, _exc_line(exc)) from exc
 
 
-def prune_once(cls: type[Pruner], args: dict, label: str, model_name: str, allocation_name: str,
-               cfg: KitConfig, device: str = "cpu", notes: dict | None = None) -> Outcome:
-    """Build a fresh pruner and model, score, mask, and (with callbacks) train; KitFailure on a fault.
+def _parts(target: Target) -> tuple[type[Pruner], dict, str, Any]:
+    """The pruner class, its args, its label and a ``bind(pruner) -> reparam`` for ``target``: a pruner
+    as given; a schedule bound to the magnitude score; a reparam under random masks."""
+    from pruners.schedules import bind_schedule
+    from reparam.stack import build_reparam
+
+    if target.kind == "pruner":
+        return PRUNERS.get(target.name), target.args, f"pruner {target.name!r}", lambda pruner: None
+    if target.kind == "schedule":
+        def with_schedule(pruner: Pruner) -> None:
+            bind_schedule(pruner, target.name, target.args)
+        return PRUNERS.get("magnitude"), {}, "pruner 'magnitude'", with_schedule
+    return PRUNERS.get("random"), {}, "pruner 'random'", lambda pruner: build_reparam(target.name, target.args)
+
+
+def prune_once(target: Target, model_name: str, allocation_name: str, cfg: KitConfig, device: str = "cpu",
+               notes: dict | None = None) -> Outcome:
+    """Build a fresh pruner (with the target's schedule or reparam) and model, score, mask, and (with
+    callbacks or a reparam) train; KitFailure on a fault.
 
     ``notes`` collects non-fatal observations: ``model-unchanged`` / ``no-grad-left`` reasons.
     """
     notes = notes if notes is not None else {}
+    cls, args, label, bind = _parts(target)
     pruner = build_config(cls, dict(args), label)
+    reparam = _stage("interface", lambda: bind(pruner))
     allocation = build_config(ALLOCATIONS.get(allocation_name), {}, f"allocation {allocation_name!r}")
     model = build_model(model_name, cfg.seed, device)
     ctx = make_context(model_name, cfg.seed, device, cfg.batch_size)
+    shapes = {n: tuple(p.shape) for n, p in prunable_parameters(model).items()}
     t0 = time.perf_counter()
     if type(pruner).scores is not Pruner.scores:
         before = _model_state(model)
@@ -403,10 +451,8 @@ def prune_once(cls: type[Pruner], args: dict, label: str, model_name: str, alloc
                                              f"(e.g. {left[0]!r}) on {model_name}")
             for p in model.parameters():
                 p.grad = None
-    callbacks = None
     before = _model_state(model)
-    masks = _stage("masks", lambda: pruner.initial_masks(model, ctx, cfg.sparsity, allocation))
-    masks = _check_masks(masks, model)
+    masks = _check_masks(_stage("masks", lambda: pruner.initial_masks(model, ctx, cfg.sparsity, allocation)), model)
     callbacks = _stage("training", lambda: list(pruner.callbacks(cfg.sparsity, allocation)))
     if not callbacks:
         diff = _state_diff(before, model)
@@ -417,196 +463,315 @@ def prune_once(cls: type[Pruner], args: dict, label: str, model_name: str, alloc
             notes.setdefault("no-grad-left", f"initial_masks() left .grad on {len(left)} parameter(s) "
                                              f"(e.g. {left[0]!r}) on {model_name}")
     losses: list[float] = []
-    trained = bool(callbacks) or bool(cls.learned_sparsity)
+    theta: dict[str, torch.Tensor] = {}
+    trained = bool(callbacks) or bool(cls.learned_sparsity) or reparam is not None
     if trained:
         epochs = _stage("training", lambda: int(pruner.total_epochs(cfg.train_epochs, cfg.sparsity)))
-        final, losses = _stage("training", lambda: train_with_callbacks(
-            model, masks, callbacks or [], ctx, epochs, cfg.steps_per_epoch))
-        final = _check_masks(final, model)
+        final, losses, theta = _stage("training", lambda: train_with_callbacks(
+            model, masks, callbacks or [], ctx, epochs, cfg.steps_per_epoch, reparam=reparam))
+        final = _check_masks(final, model, shapes)
         if cls.learned_sparsity:
-            final = final.intersection(Masks.from_model_nonzero(model))
-        params = prunable_parameters(model)
+            final = final.intersection(Masks({n: t != 0 for n, t in theta.items()}))
         for n, m in final.items():
-            alive = params[n].detach()[~m.to(params[n].device)]
+            alive = theta[n][~m.to(theta[n].device)]
             if alive.numel() and bool((alive != 0).any()):
                 raise KitFailure("training", f"{int((alive != 0).sum())} pruned weights of {n!r} are not zero "
                                              f"after training on {model_name}")
         masks = final
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.synchronize()
-    return Outcome(masks=masks, seconds=time.perf_counter() - t0, losses=losses, trained=trained)
+    return Outcome(masks=masks, seconds=time.perf_counter() - t0, losses=losses, trained=trained,
+                   theta={n: t.detach().cpu().clone() for n, t in theta.items()})
 
 
 # ------------------------------------------------------------------------------------------------
-# the kit
-def run_kit(name: str, args: Mapping[str, Any] | None = None, config: KitConfig | None = None) -> KitReport:
-    """Run every check on the registered pruner ``name`` with hyperparameters ``args``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention (and noise to the time check)
+# the evidence every check reads: gathered once per target and configuration
+@dataclass
+class Evidence:
+    target: Target
+    interface_error: str = ""
+    interface_reason: str = ""
+    missing_metadata: list[str] = field(default_factory=list)
+    has_scores: bool = False
+    uses_sparsity: bool = True
+    learned: bool = False
+    runs: dict[tuple[str, str], Outcome | KitFailure] = field(default_factory=dict)
+    again: dict[tuple[str, str], Outcome | KitFailure] = field(default_factory=dict)
+    gpu: dict[str, Outcome | KitFailure] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _interface(ev: Evidence) -> None:
+    """Fill the interface fields of ``ev``; a ConfigError becomes ``interface_error``."""
+    from pruners.plugins import check_pruner_class, pruner_metadata
+    from pruners.schedules import SCHEDULES
+    from reparam.base import REPARAMS
+    from reparam.stack import KINDS as STACK_KINDS, build_reparam
+
+    t = ev.target
     try:
-        return _run_kit(name, args, config)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run_kit(name: str, args: Mapping[str, Any] | None, config: KitConfig | None) -> KitReport:
-    cfg = config or KitConfig()
-    args = dict(args or {})
-    report = KitReport(pruner=name, args=args)
-    checks = report.checks
-    for c in CHECKS:
-        checks[c] = CheckResult(c)
-    t_start = time.perf_counter()
-
-    def fail(check: str, reason: str) -> None:
-        if checks[check].status != FAIL:
-            checks[check].status, checks[check].reason = FAIL, reason
-
-    def skip_rest(reason: str) -> KitReport:
-        for c in checks.values():
-            if c.status == PASS and not c.reason:
-                c.status, c.reason = SKIP, reason
-        report.seconds = time.perf_counter() - t_start
-        return report
-
-    # interface ---------------------------------------------------------------------------------
-    try:
-        cls = PRUNERS.get(name)
-        from pruners.plugins import check_pruner_class
-
-        check_pruner_class(name)
-        label = f"pruner {name!r}"
-        build_config(cls, dict(args), label)
+        if t.kind == "pruner":
+            cls = PRUNERS.get(t.name)
+            check_pruner_class(t.name)
+            build_config(cls, t.args, f"pruner {t.name!r}")
+            meta = pruner_metadata(t.name)
+            ev.missing_metadata = [a for a in ("description", "paper", "url", "version", "author") if not meta.get(a)]
+            ev.has_scores = cls.scores is not Pruner.scores
+            ev.uses_sparsity, ev.learned = bool(cls.uses_sparsity), bool(cls.learned_sparsity)
+            ev.interface_reason = "dataclass, defaults, validate(), " + ("scores()" if ev.has_scores else "initial_masks()")
+        elif t.kind == "schedule":
+            cls = SCHEDULES.get(t.name)
+            if "__dataclass_fields__" not in vars(cls):
+                raise ConfigError(f"schedule {t.name!r}: {cls.__qualname__} is not a dataclass; decorate it with "
+                                  "@dataclass under @register_schedule")
+            build_config(cls, t.args, f"schedule {t.name!r}")
+            ev.missing_metadata = [] if getattr(cls, "description", "") else ["description"]
+            ev.interface_reason = "dataclass, defaults, validate(); run with the magnitude score"
+        else:
+            cls = REPARAMS.get(t.name)
+            if "__dataclass_fields__" not in vars(cls):
+                raise ConfigError(f"reparam {t.name!r}: {cls.__qualname__} is not a dataclass; decorate it with "
+                                  "@dataclass under @register_reparam")
+            build_reparam(t.name, t.args)
+            ev.missing_metadata = [] if getattr(cls, "description", "") else ["description"]
+            if cls.kind not in STACK_KINDS:
+                ev.missing_metadata.append(f"kind (one of {', '.join(STACK_KINDS)}: cannot be stacked)")
+            ev.interface_reason = "dataclass, defaults, validate(); run under random masks"
     except ConfigError as exc:
-        fail("interface", str(exc))
-        return skip_rest("interface failed")
-    from pruners.plugins import pruner_metadata
+        ev.interface_error = str(exc)
 
-    meta = pruner_metadata(name)  # plugins: version / author as recorded with their results
-    empty = [a for a in ("description", "paper", "url", "version", "author") if not meta.get(a)]
-    checks["interface"].reason = "dataclass, defaults, validate(), " + (
-        "scores()" if cls.scores is not Pruner.scores else "initial_masks()")
-    if empty:
-        checks["interface"].status = WARN
-        checks["interface"].reason += f"; metadata missing: {', '.join(empty)}"
-    has_scores = cls.scores is not Pruner.scores
-    if not has_scores:
-        checks["scores"].status, checks["scores"].reason = SKIP, "no scores(): masks come from initial_masks()"
 
-    # every model × allocation ------------------------------------------------------------------
-    notes: dict[str, str] = {}
-    per_model_time: dict[str, float] = {}
-    achieved: list[str] = []
-    collapse_warn: list[str] = []
-    trained = False
+_EVIDENCE: dict[tuple, Evidence] = {}
+
+
+def _registered(target: Target) -> object:
+    """The class registered under the target's name now (None if unknown): part of the cache key, so a
+    name registered again for another class is checked afresh."""
+    from pruners.schedules import SCHEDULES
+    from reparam.base import REPARAMS
+
+    registry = {"pruner": PRUNERS, "schedule": SCHEDULES, "reparam": REPARAMS}[target.kind]
+    return registry._entries.get(target.name)
+
+
+def evidence(target: Target, cfg: KitConfig) -> Evidence:
+    """Everything the checks look at for ``target`` under ``cfg``, computed once (every model ×
+    allocation, a second run with the same seed, the GPU when present) and cached for the session."""
+    key = (target, cfg, _registered(target))
+    if key not in _EVIDENCE:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny models: threads only add contention (and noise to the time check)
+        try:
+            _EVIDENCE[key] = _gather(target, cfg)
+        finally:
+            torch.set_num_threads(threads)
+    return _EVIDENCE[key]
+
+
+def _gather(target: Target, cfg: KitConfig) -> Evidence:
+    ev = Evidence(target)
+    _interface(ev)
+    if ev.interface_error:
+        return ev
+
+    def attempt(model_name: str, alloc: str, device: str, notes: dict) -> Outcome | KitFailure:
+        try:
+            return prune_once(target, model_name, alloc, cfg, device, notes)
+        except KitFailure as kf:
+            return kf
+        except ConfigError as exc:
+            return KitFailure("masks", str(exc))
+
     for model_name in cfg.models:
         for alloc in cfg.allocations:
-            try:
-                out = prune_once(cls, args, label, model_name, alloc, cfg, "cpu", notes)
-            except KitFailure as kf:
-                fail(kf.check, f"{kf} [{model_name}, {alloc}]")
-                fail("cpu", f"{kf.check} failed on CPU")
-                continue
-            except ConfigError as exc:
-                fail("masks", f"{exc} [{model_name}, {alloc}]")
-                fail("cpu", "masks failed on CPU")
-                continue
-            trained = trained or out.trained
-            per_model_time[model_name] = per_model_time.get(model_name, 0.0) + out.seconds
-            allocation = build_config(ALLOCATIONS.get(alloc), {}, f"allocation {alloc!r}")
-            model = build_model(model_name, cfg.seed)
-            if not cls.uses_sparsity:
-                if out.masks.kept() != out.masks.total():
-                    fail("density", f"dense pruner pruned {out.masks.total() - out.masks.kept()} weights "
-                                    f"[{model_name}]")
-            elif cls.learned_sparsity:
-                achieved.append(f"{model_name}/{alloc} {100 * out.masks.sparsity():.1f}%")
-            else:
-                problem = density_problem(out.masks, model, alloc, allocation, cfg.sparsity)
-                if problem:
-                    fail("density", f"{problem} [{model_name}]")
-            collapsed = out.masks.collapsed_layers()
-            if collapsed:
-                if alloc == "global" or cls.learned_sparsity:
-                    collapse_warn.append(f"{collapsed[0]} on {model_name}/{alloc}")
-                else:
-                    fail("collapse", f"layer {collapsed[0]!r} has no weights left under {alloc} allocation "
-                                     f"[{model_name}]")
-            if alloc == cfg.allocations[0]:
-                try:
-                    again = prune_once(cls, args, label, model_name, alloc, cfg, "cpu", {})
-                except (KitFailure, ConfigError) as exc:
-                    fail("deterministic", f"the second run with the same seed failed: {exc} [{model_name}]")
-                else:
-                    per_model_time[model_name] += again.seconds
-                    if not out.masks.equal(again.masks):
-                        diff = sum(int((out.masks[n] ^ again.masks[n]).sum()) for n in out.masks)
-                        fail("deterministic", f"masks differ in {diff} entries between two runs with seed "
-                                              f"{cfg.seed} [{model_name}, {alloc}]")
-    for check in ("model-unchanged", "no-grad-left"):
-        if check in notes:
-            fail(check, notes[check])
-    if checks["density"].status == PASS:
-        if not cls.uses_sparsity:
-            checks["density"].reason = "dense: keeps every weight"
-        elif cls.learned_sparsity:
-            checks["density"].status = WARN if not achieved else PASS
-            checks["density"].reason = "learned sparsity, reported: " + ", ".join(achieved[:3])
-        else:
-            checks["density"].reason = (f"target {100 * cfg.sparsity:g}% met: exact overall (global), "
-                                        "±1 weight per layer (per-layer)")
-    if checks["collapse"].status == PASS and collapse_warn:
-        checks["collapse"].status = WARN
-        checks["collapse"].reason = f"layer {collapse_warn[0]} collapsed (reported in the result's collapse column)"
-    if not trained and checks["training"].status == PASS:
-        checks["training"].status, checks["training"].reason = SKIP, "no training callbacks (pruning at init)"
-    elif checks["training"].status == PASS:
-        checks["training"].reason = "callbacks ran; final masks valid; pruned weights zero"
-    slow = {m: t for m, t in per_model_time.items() if t > cfg.time_budget_s}
-    if slow:
-        m, t = max(slow.items(), key=lambda kv: kv[1])
-        fail("time", f"took {t:.1f}s on {m}, over the budget of {cfg.time_budget_s:g}s per model")
-    elif per_model_time:
-        checks["time"].reason = f"slowest model {max(per_model_time.values()):.2f}s (budget {cfg.time_budget_s:g}s)"
-    if checks["cpu"].status == PASS:
-        checks["cpu"].reason = f"{len(cfg.models)} models × {len(cfg.allocations)} allocations"
-
-    # GPU -----------------------------------------------------------------------------------------
-    if not (cfg.gpu and torch.cuda.is_available()):
-        checks["gpu"].status, checks["gpu"].reason = SKIP, "no CUDA GPU on this machine"
-    else:
+            out = ev.runs[model_name, alloc] = attempt(model_name, alloc, "cpu", ev.notes)
+            if isinstance(out, Outcome):
+                ev.seconds[model_name] = ev.seconds.get(model_name, 0.0) + out.seconds
+                if alloc == cfg.allocations[0]:
+                    again = ev.again[model_name, alloc] = attempt(model_name, alloc, "cpu", {})
+                    if isinstance(again, Outcome):
+                        ev.seconds[model_name] += again.seconds
+    if cfg.gpu and torch.cuda.is_available():
         for model_name in cfg.models[:2]:
-            alloc = cfg.allocations[0]
-            try:
-                out = prune_once(cls, args, label, model_name, alloc, cfg, "cuda", {})
-            except (KitFailure, ConfigError) as exc:
-                fail("gpu", f"{exc} [{model_name}, cuda]")
-                continue
-            if cls.uses_sparsity and not cls.learned_sparsity:
-                allocation = build_config(ALLOCATIONS.get(alloc), {}, f"allocation {alloc!r}")
-                problem = density_problem(out.masks, build_model(model_name, cfg.seed), alloc, allocation,
-                                          cfg.sparsity)
-                if problem:
-                    fail("gpu", f"{problem} [{model_name}, cuda]")
-        if checks["gpu"].status == PASS:
-            checks["gpu"].reason = f"ran on {torch.cuda.get_device_name(0)}"
-    for c in checks.values():
-        if c.status == PASS and not c.reason:
-            c.reason = "ok"
-    report.seconds = time.perf_counter() - t_start
-    return report
+            ev.gpu[model_name] = attempt(model_name, cfg.allocations[0], "cuda", {})
+    return ev
 
 
-def format_reports(reports: list[KitReport], fmt: str = "plain") -> str:
-    """The pass / fail table of one or more reports."""
-    from tabulate import tabulate
-
-    rows = [r for rep in reports for r in rep.rows()]
-    return tabulate(rows, headers=["pruner", "check", "result", "reason"], tablefmt=fmt)
+# ------------------------------------------------------------------------------------------------
+# the checks: each reads the evidence and returns its reason (pass), ``(WARN, reason)``, or raises
+def _ok(ev: Evidence) -> list[tuple[tuple[str, str], Outcome]]:
+    return [(k, o) for k, o in ev.runs.items() if isinstance(o, Outcome)]
 
 
-def first_failure(report: KitReport) -> str:
-    """One line: ``check 'x' failed: reason`` for the first failing check ('' if it passed)."""
-    for c in report.failures():
-        return f"pruner {report.pruner!r} fails the conformance check {c.name!r}: {c.reason}"
-    return ""
+def _failures(ev: Evidence, check: str) -> list[str]:
+    return [f"{o} [{m}, {a}]" for (m, a), o in ev.runs.items() if isinstance(o, KitFailure) and o.check == check]
+
+
+def _interface_check(ev: Evidence, cfg: KitConfig) -> str | tuple[str, str]:
+    if ev.interface_error:
+        raise CheckFailed(ev.interface_error)
+    failed = _failures(ev, "interface")
+    if failed:
+        raise CheckFailed(failed[0])
+    if ev.missing_metadata:
+        return WARN, f"{ev.interface_reason}; metadata missing: {', '.join(ev.missing_metadata)}"
+    return ev.interface_reason
+
+
+def _needs_interface(ev: Evidence) -> None:
+    if ev.interface_error:
+        raise CheckSkipped("interface failed")
+
+
+def _stage_check(name: str, reason: str) -> Callable[[Evidence, KitConfig], str]:
+    def check(ev: Evidence, cfg: KitConfig) -> str:
+        _needs_interface(ev)
+        failed = _failures(ev, name)
+        if failed:
+            raise CheckFailed(failed[0])
+        return reason
+    return check
+
+
+def _scores(ev: Evidence, cfg: KitConfig) -> str:
+    _needs_interface(ev)
+    if ev.target.kind != "pruner":
+        raise CheckSkipped(f"the {ev.target.kind} is run with a built-in score")
+    if not ev.has_scores:
+        raise CheckSkipped("no scores(): masks come from initial_masks()")
+    return _stage_check("scores", "a finite tensor per prunable parameter, of its shape")(ev, cfg)
+
+
+def _density(ev: Evidence, cfg: KitConfig) -> str | tuple[str, str]:
+    _needs_interface(ev)
+    achieved = []
+    for (m, a), out in _ok(ev):
+        model = build_model(m, cfg.seed)
+        if not ev.uses_sparsity:
+            if out.masks.kept() != out.masks.total():
+                raise CheckFailed(f"dense pruner pruned {out.masks.total() - out.masks.kept()} weights [{m}]")
+        elif ev.learned:
+            achieved.append(f"{m}/{a} {100 * out.masks.sparsity():.1f}%")
+        else:
+            allocation = build_config(ALLOCATIONS.get(a), {}, f"allocation {a!r}")
+            problem = density_problem(out.masks, model, a, allocation, cfg.sparsity)
+            if problem:
+                raise CheckFailed(f"{problem} [{m}]")
+    if not ev.uses_sparsity:
+        return "dense: keeps every weight"
+    if ev.learned:
+        return ("learned sparsity, reported: " + ", ".join(achieved[:3])) if achieved else (WARN, "no run finished")
+    return f"target {100 * cfg.sparsity:g}% met: exact overall (global), ±1 weight per layer (per-layer)"
+
+
+def _deterministic(ev: Evidence, cfg: KitConfig) -> str:
+    _needs_interface(ev)
+    for (m, a), again in ev.again.items():
+        out = ev.runs[m, a]
+        if isinstance(again, KitFailure):
+            raise CheckFailed(f"the second run with the same seed failed: {again} [{m}]")
+        if not out.masks.equal(again.masks):
+            diff = sum(int((out.masks[n] ^ again.masks[n]).sum()) for n in out.masks)
+            raise CheckFailed(f"masks differ in {diff} entries between two runs with seed {cfg.seed} [{m}, {a}]")
+        for n, t in out.theta.items():
+            if not torch.equal(t, again.theta[n]):
+                raise CheckFailed(f"trained weights of {n!r} differ between two runs with seed {cfg.seed} [{m}, {a}]")
+    return f"same seed, same masks{' and trained weights' if any(o.trained for _, o in _ok(ev)) else ''}"
+
+
+def _note_check(name: str, reason: str) -> Callable[[Evidence, KitConfig], str]:
+    def check(ev: Evidence, cfg: KitConfig) -> str:
+        _needs_interface(ev)
+        if name in ev.notes:
+            raise CheckFailed(ev.notes[name])
+        return reason
+    return check
+
+
+def _collapse(ev: Evidence, cfg: KitConfig) -> str | tuple[str, str]:
+    _needs_interface(ev)
+    warn = []
+    for (m, a), out in _ok(ev):
+        collapsed = out.masks.collapsed_layers()
+        if collapsed:
+            if a == "global" or ev.learned:
+                warn.append(f"{collapsed[0]} on {m}/{a}")
+            else:
+                raise CheckFailed(f"layer {collapsed[0]!r} has no weights left under {a} allocation [{m}]")
+    if warn:
+        return WARN, f"layer {warn[0]} collapsed (reported in the result's collapse column)"
+    return "every layer keeps weights"
+
+
+def _training(ev: Evidence, cfg: KitConfig) -> str:
+    _needs_interface(ev)
+    failed = _failures(ev, "training")
+    if failed:
+        raise CheckFailed(failed[0])
+    if not any(o.trained for _, o in _ok(ev)):
+        raise CheckSkipped("no training callbacks (pruning at init)")
+    return "callbacks ran; final masks valid; pruned weights zero"
+
+
+def _time(ev: Evidence, cfg: KitConfig) -> str:
+    _needs_interface(ev)
+    if not ev.seconds:
+        raise CheckSkipped("no run finished")
+    m, t = max(ev.seconds.items(), key=lambda kv: kv[1])
+    if t > cfg.time_budget_s:
+        raise CheckFailed(f"took {t:.1f}s on {m}, over the budget of {cfg.time_budget_s:g}s per model")
+    return f"slowest model {t:.2f}s (budget {cfg.time_budget_s:g}s)"
+
+
+def _cpu(ev: Evidence, cfg: KitConfig) -> str:
+    _needs_interface(ev)
+    failed = [f"{o.check} failed on CPU [{m}, {a}]" for (m, a), o in ev.runs.items() if isinstance(o, KitFailure)]
+    if failed:
+        raise CheckFailed(failed[0])
+    return f"{len(cfg.models)} models × {len(cfg.allocations)} allocations"
+
+
+def _gpu(ev: Evidence, cfg: KitConfig) -> str:
+    _needs_interface(ev)
+    if not ev.gpu:
+        raise CheckSkipped("no CUDA GPU on this machine" if cfg.gpu else "GPU check switched off")
+    alloc = cfg.allocations[0]
+    for m, out in ev.gpu.items():
+        if isinstance(out, KitFailure):
+            raise CheckFailed(f"{out} [{m}, cuda]")
+        if ev.uses_sparsity and not ev.learned:
+            allocation = build_config(ALLOCATIONS.get(alloc), {}, f"allocation {alloc!r}")
+            problem = density_problem(out.masks, build_model(m, cfg.seed), alloc, allocation, cfg.sparsity)
+            if problem:
+                raise CheckFailed(f"{problem} [{m}, cuda]")
+    return f"ran on {torch.cuda.get_device_name(0)}"
+
+
+#: The checks, in the order of the table; each ``(evidence, config) -> reason``.
+CHECK_FUNCTIONS: dict[str, Callable[[Evidence, KitConfig], Any]] = {
+    "interface": _interface_check,
+    "scores": _scores,
+    "masks": _stage_check("masks", "masks cover exactly the prunable parameters, bool, right shapes"),
+    "density": _density,
+    "deterministic": _deterministic,
+    "model-unchanged": _note_check("model-unchanged", "parameters, buffers and modes unchanged by scoring"),
+    "no-grad-left": _note_check("no-grad-left", "no .grad left by scoring"),
+    "collapse": _collapse,
+    "training": _training,
+    "time": _time,
+    "cpu": _cpu,
+    "gpu": _gpu,
+}
+CHECKS = tuple(CHECK_FUNCTIONS)
+
+
+def outcome(target: Target, check: str, cfg: KitConfig) -> tuple[str, str]:
+    """``(status, reason)`` of one check: pass, warn, skip or fail."""
+    try:
+        result = CHECK_FUNCTIONS[check](evidence(target, cfg), cfg)
+    except CheckFailed as exc:
+        return FAIL, str(exc)
+    except CheckSkipped as exc:
+        return SKIP, str(exc)
+    return result if isinstance(result, tuple) else (PASS, result)

@@ -1,4 +1,5 @@
-"""The conformance kit: every registered built-in passes; each kind of fault fails the right check."""
+"""The conformance kit: every built-in pruner, schedule and reparam passes (through the kit's own pytest
+form, :func:`pruners.testing.parametrize_with_checks`); each kind of fault fails the right check."""
 from __future__ import annotations
 
 import itertools
@@ -9,26 +10,42 @@ import pytest
 import torch
 from torch import nn
 
-from pruners import PRUNERS, Callback, Masks, Pruner, prunable_parameters
+from pruners import PRUNERS, SCHEDULES, Callback, Masks, Pruner, prunable_parameters
 from pruners.allocation import ALLOCATIONS
-from pruners.conformance import (CHECKS, FAIL, PASS, SKIP, WARN, KitConfig, build_model, density_problem,
-                                 format_reports, make_context, run_kit, train_with_callbacks)
+from pruners.conformance import (CHECKS, FAIL, PASS, SKIP, WARN, KitConfig, Target, build_model, density_problem,
+                                 make_context, outcome, train_with_callbacks)
+from pruners.testing import parametrize_with_checks
+from reparam import REPARAMS
 
 FAST = KitConfig(models=("mlp", "conv"), allocations=("global", "uniform"), gpu=False)
 
 
+def kit(name: str, args: dict | None = None, config: KitConfig = FAST) -> dict[str, tuple[str, str]]:
+    """check -> (status, reason) for ``name`` (a pruner, ``schedule:NAME`` or ``reparam:NAME``)."""
+    target = Target.of(name, args)
+    return {c: outcome(target, c, config) for c in CHECKS}
+
+
+def table(report: dict) -> str:
+    return "\n".join(f"{c}: {s} {r}" for c, (s, r) in report.items())
+
+
 # ------------------------------------------------------------------------------------------------
-# every built-in pruner passes
+# every built-in passes, run as a plugin author runs the kit
 BUILTINS = [n for n in PRUNERS.names() if PRUNERS.origin(n) == "built-in"]
+BUILTIN_AXES = ([f"schedule:{n}" for n in SCHEDULES.names() if SCHEDULES.origin(n) == "built-in"]
+                + [f"reparam:{n}" for n in REPARAMS.names() if REPARAMS.origin(n) == "built-in" and n != "none"])
 
 
-@pytest.mark.parametrize("name", BUILTINS)
-def test_every_builtin_pruner_passes_the_kit(name):
-    # generous time budget: a loaded CI machine must not turn this into a timing test
-    report = run_kit(name, config=KitConfig(time_budget_s=600.0))
-    assert report.passed, format_reports([report])
-    assert list(report.checks) == list(CHECKS)
-    assert report.checks["cpu"].status == PASS
+# generous time budget: a loaded CI machine must not turn this into a timing test
+@parametrize_with_checks(BUILTINS, config=KitConfig(time_budget_s=600.0))
+def test_every_builtin_pruner_passes_the_kit(target, check):
+    check(target)
+
+
+@parametrize_with_checks(BUILTIN_AXES, config=KitConfig(models=("mlp", "conv"), time_budget_s=600.0))
+def test_every_builtin_schedule_and_reparam_passes_the_kit(target, check):
+    check(target)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -161,19 +178,17 @@ FAULTS = [
 @pytest.mark.parametrize("cls, check, reason", FAULTS, ids=[f[0].__name__ for f in FAULTS])
 def test_each_fault_fails_its_check_with_a_reason(register, cls, check, reason):
     name = register(f"kit-{cls.__name__.lower()}", cls)
-    report = run_kit(name, config=FAST)
-    assert not report.passed
-    assert report.checks[check].status == FAIL, format_reports([report])
-    assert reason in report.checks[check].reason
-    assert report.checks[check].reason.count("\n") == 0
+    report = kit(name)
+    assert report[check][0] == FAIL, table(report)
+    assert reason in report[check][1]
+    assert report[check][1].count("\n") == 0
 
 
 def test_time_budget(register):
     name = register("kit-slow", Slow)
-    report = run_kit(name, config=KitConfig(models=("mlp",), allocations=("global",), time_budget_s=0.01,
-                                            gpu=False))
-    assert report.checks["time"].status == FAIL
-    assert "over the budget of 0.01s" in report.checks["time"].reason
+    report = kit(name, config=KitConfig(models=("mlp",), allocations=("global",), time_budget_s=0.01, gpu=False))
+    assert report["time"][0] == FAIL
+    assert "over the budget of 0.01s" in report["time"][1]
 
 
 def test_interface_failure_skips_the_rest(register):
@@ -182,16 +197,16 @@ def test_interface_failure_skips_the_rest(register):
         pass
 
     name = register("kit-noscores", NoScores)
-    report = run_kit(name, config=FAST)
-    assert report.checks["interface"].status == FAIL
-    assert "has no scores() method" in report.checks["interface"].reason
-    assert {c.status for n, c in report.checks.items() if n != "interface"} == {SKIP}
+    report = kit(name)
+    assert report["interface"][0] == FAIL
+    assert "has no scores() method" in report["interface"][1]
+    assert {s for c, (s, _) in report.items() if c != "interface"} == {SKIP}
 
 
 def test_bad_hyperparameters_fail_the_interface_check():
-    report = run_kit("magnitude", {"power": 2}, config=FAST)
-    assert report.checks["interface"].status == FAIL
-    assert "has no hyperparameter 'power'" in report.checks["interface"].reason
+    report = kit("magnitude", {"power": 2})
+    assert report["interface"][0] == FAIL
+    assert "has no hyperparameter 'power'" in report["interface"][1]
 
 
 def test_global_collapse_is_a_warning_not_a_failure(register):
@@ -206,10 +221,10 @@ def test_global_collapse_is_a_warning_not_a_failure(register):
             return s
 
     name = register("kit-globalcollapse", GlobalCollapse)
-    report = run_kit(name, config=KitConfig(models=("mlp",), allocations=("global",), gpu=False))
-    assert report.passed
-    assert report.checks["collapse"].status == WARN
-    assert "net.0.weight" in report.checks["collapse"].reason
+    report = kit(name, config=KitConfig(models=("mlp",), allocations=("global",), gpu=False))
+    assert FAIL not in {s for s, _ in report.values()}
+    assert report["collapse"][0] == WARN
+    assert "net.0.weight" in report["collapse"][1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -250,7 +265,7 @@ def test_training_loop_calls_callbacks_in_the_order_of_the_suite_loop():
 
     model = build_model("mlp", 0)
     masks = ALLOCATIONS.get("uniform")().masks(magnitudes(model), 0.5)
-    final, losses = train_with_callbacks(model, masks, [Recorder()], make_context("mlp", 0, "cpu", 16),
+    final, losses, theta = train_with_callbacks(model, masks, [Recorder()], make_context("mlp", 0, "cpu", 16),
                                          epochs=2, steps_per_epoch=2)
     assert events == ["start", "epoch0", "before0", "after0", "before1", "after1", "epoch_end",
                       "epoch1", "before2", "after2", "before3", "after3", "epoch_end", "end"]
@@ -272,3 +287,96 @@ def test_tiny_models_have_linear_conv_and_a_residual_connection():
         res.conv2.weight.zero_()
         want = res.fc(torch.relu(res.bn0(res.stem(x))).mean(dim=(2, 3)))
         torch.testing.assert_close(res(x), want)
+
+
+# ------------------------------------------------------------------------------------------------
+# schedules and reparams of plugins (issue 19 (7)): their faults fail the right check
+@pytest.fixture
+def register_axis():
+    from reparam import Reparam  # noqa: F401  (the registries below)
+
+    added: list[tuple] = []
+
+    def add(registry, name: str, cls: type) -> None:
+        registry.add(name, cls, origin="test")
+        added.append((registry, name))
+
+    yield add
+    for registry, name in added:
+        registry.unregister(name)
+
+
+class _Densify(Callback):
+    """Grows every weight back at the end of training: the final masks are dense."""
+
+    def on_end(self, state):
+        state.masks.update(Masks({n: torch.ones_like(m) for n, m in state.masks.masks.items()}), state.optimizer)
+
+
+def test_a_schedule_that_misses_its_target_fails_density(register_axis):
+    from pruners import Schedule
+
+    @dataclass
+    class Forgets(Schedule):
+        description = "prunes at init, then grows everything back"
+
+        def callbacks(self, pruner, sparsity, allocation):
+            return [_Densify()]
+
+    register_axis(SCHEDULES, "kit-forgets", Forgets)
+    report = kit("schedule:kit-forgets")
+    assert report["density"][0] == FAIL, table(report)
+    assert "expected exactly" in report["density"][1]
+    assert report["interface"][0] == PASS and report["scores"][0] == SKIP
+
+
+class _ReviveTheta(Callback):
+    def after_step(self, state):
+        with torch.no_grad():
+            for p in prunable_parameters(state.model).values():
+                p.add_(0.01)
+
+
+def test_a_reparam_that_revives_pruned_weights_fails_training_and_one_without_kind_warns(register_axis):
+    from reparam import Reparam
+
+    @dataclass
+    class Leaky(Reparam):
+        description = "adds 0.01 to every weight after each step"
+
+        def callbacks(self):
+            return [_ReviveTheta()]
+
+    register_axis(REPARAMS, "kit-leaky", Leaky)
+    report = kit("reparam:kit-leaky", config=KitConfig(models=("mlp",), allocations=("global",), gpu=False))
+    assert report["training"][0] == FAIL, table(report)
+    assert "pruned weights of" in report["training"][1]
+    assert report["interface"][0] == WARN and "cannot be stacked" in report["interface"][1]
+
+
+def test_a_broken_plugin_fails_its_parametrised_tests_by_check_name(tmp_path):
+    """The pytest form in a plugin author's own suite: one test per check, ids ``<target>-<check>``."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_mine.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from pruners import Masks, Pruner, register_pruner\n"
+        "from pruners.conformance import KitConfig\n"
+        "from pruners.testing import parametrize_with_checks\n\n"
+        "@register_pruner('kit-float-masks')\n@dataclass\nclass FloatMasks(Pruner):\n"
+        "    description = 'returns float masks'\n"
+        "    def initial_masks(self, model, ctx, sparsity, allocation):\n"
+        "        s = {n: p.detach().abs() for n, p in model.named_parameters() if n.endswith('weight')}\n"
+        "        return {n: m.float() for n, m in allocation.masks(s, 1 - sparsity).items()}\n\n"
+        "@parametrize_with_checks(['kit-float-masks'], config=KitConfig(models=('mlp',), gpu=False))\n"
+        "def test_conformance(target, check):\n    check(target)\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                           "-rfs", str(tmp_path / "test_mine.py")], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert "FAILED test_mine.py::test_conformance[kit-float-masks-masks]" in out
+    assert "conformance check 'masks' failed: mask" in out and "not torch.bool" in out
+    assert "FAILED test_mine.py::test_conformance[kit-float-masks-cpu]" in out   # masks failed on CPU
+    assert "2 failed" in out and "skipped" in out     # the rest is skipped or passes

@@ -172,9 +172,11 @@ def test_entry_point_discovery_of_the_example_package(tmp_path, monkeypatch):
     assert PRUNERS.origin("force") == "entry point sparsebench_force.force:FORCE (sparsebench-force 0.1.0)"
     meta = plugins.pruner_metadata("force")
     assert meta["version"] == "0.1.0" and "de Jorge" in meta["paper"]
-    from pruners.conformance import KitConfig, run_kit
+    from pruners.conformance import KitConfig, Target
+    from pruners.testing import run_checks
 
-    assert run_kit("force", config=KitConfig(models=("mlp",), gpu=False)).passed
+    code, rows = run_checks([Target.of("force")], KitConfig(models=("mlp",), gpu=False))
+    assert code == 0 and "fail" not in {r[2] for r in rows}
 
 
 def test_broken_installed_entry_point_is_one_line(tmp_path, monkeypatch):
@@ -375,7 +377,7 @@ def test_plugin_check_prints_the_table(tmp_path, capsys):
     for check in ("interface", "scores", "masks", "density", "deterministic", "model-unchanged", "no-grad-left",
                   "collapse", "training", "time", "cpu", "gpu"):
         assert f"smallest  {check}" in out
-    assert "1 of 1 pruner(s) pass the conformance kit" in out
+    assert "1 of 1 target(s) pass the conformance kit" in out
 
 
 def test_plugin_check_failure_exits_1_with_the_reason(tmp_path, capsys):
@@ -400,7 +402,7 @@ def test_submit_runs_the_grid_and_records_plugin_metadata(tmp_path, capsys):
     out = tmp_path / "out"
     rc, stdout, err = run_cli(["submit", path, "--grid", grid, "--out", out, "--no-progress", "--no-gpu"], capsys)
     assert rc == 0, err
-    assert "conformance kit: smallest passes" in stdout
+    assert "conformance kit: smallest pass" in stdout
     assert "ran 3 (ok 3)" in stdout
     assert "submitted smallest 1.0 by Test Author: keeps the smallest weights https://example.org/smallest" in stdout
     from benchmark.store import results
@@ -444,7 +446,7 @@ def test_standard_grid_has_the_baselines_and_stays_small():
     assert len(grid.specs) <= 40
 
 
-def test_a_plugin_registers_a_schedule_and_a_stackable_reparam_used_in_a_grid(tmp_path):
+def test_a_plugin_registers_a_schedule_and_a_stackable_reparam_used_in_a_grid(tmp_path, capsys):
     """Issue 19 (7): schedules and reparams come from plugins the way pruners do; a schedule of a plugin
     runs any score, a reparam that declares its kind joins a stack."""
     path = tmp_path / "axes.py"
@@ -479,6 +481,11 @@ def test_a_plugin_registers_a_schedule_and_a_stackable_reparam_used_in_a_grid(tm
     rec = read_result(run_dir(tmp_path / "out", spec.run_id))
     assert rec["status"] == "ok" and rec["schedule"] == "halfway"
     assert abs(rec["achieved_sparsity"] - 0.7) < 1e-3
+    # the conformance kit checks both (issue 19 (7))
+    rc, out, _ = run_cli(["plugin", "check", str(path), "--no-gpu"], capsys)
+    assert rc == 0, out
+    assert "schedule:halfway       density" in out and "reparam:noop_geometry  training         pass" in out
+    assert "2 of 2 target(s) pass the conformance kit" in out
 
 
 def test_submit_finds_the_standard_grid_from_the_plugins_own_folder(tmp_path, monkeypatch):

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pruners import ALLOCATIONS, Masks, PruneContext
+from pruners.conformance import KitConfig
+from pruners.testing import parametrize_with_checks
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,11 +98,10 @@ def test_bad_hyperparameters_are_one_line_config_errors(force_registered):
         build_config(force_registered, {"iterations": 0}, "pruner 'force'")
 
 
-def test_passes_the_conformance_kit(force_registered):
-    from pruners.conformance import KitConfig, format_reports, run_kit
-
-    report = run_kit("force", config=KitConfig(models=("mlp", "residual")))
-    assert report.passed, format_reports([report])
+@parametrize_with_checks(["force"], config=KitConfig(models=("mlp", "residual")))
+def test_sparsebench_conformance(target, check):
+    """The suite's conformance kit, one test per check (ids such as ``force-density``)."""
+    check(target)
 
 
 def test_entry_point_names_the_registered_class(force_registered):
