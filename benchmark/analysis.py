@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from graphon.estimate import METHODS, estimate
-from graphon.ntk import graphon_ntk, graphons_from_masks, mlp_coverage
+from graphon.ntk import masks_ntk, mlp_coverage
 from graphon.spectrum import spectrum_metrics
 from graphon.summary import summarize_masks
 from graphon.sweep import convergence_sweep
@@ -49,6 +49,8 @@ from pruners.registry import ConfigError, build_config
 from pruners.session import AfterStep, build_session, fit
 
 NTK_SAMPLES = 256
+DEFAULT_K = 64
+"""Cells per side of the graphon estimates unless a layer is narrower (then its side)."""
 """Size of the fixed batch (first test samples) of the per-run NTK summary."""
 
 #: pruners whose masks are decided at initialisation (the sweep and the NTK experiment prune at init)
@@ -296,24 +298,11 @@ def train_loss_curve(model: nn.Module, masks: Mapping[str, torch.Tensor], td: Ta
     return np.asarray(losses[:steps], dtype=np.float64)
 
 
-def masks_ntk(masks: Mapping[str, torch.Tensor], x: torch.Tensor, K: int = 64) -> np.ndarray:
-    """Graphon NTK on ``x`` of the step graphons estimated from an MLP's masks (last mask = readout).
-
-    Raises:
-        ConfigError: masks that are not a plain MLP (which layer and why).
-    """
-    items = [(n, m.detach().cpu()) for n, m in masks.items() if m.dim() >= 2]
-    why = mlp_coverage(items, int(x.shape[1]))
-    if why is not None:
-        raise ConfigError(f"the graphon NTK does not cover this network: {why}")
-    graphons, w_out = graphons_from_masks(items, K, d=int(x.shape[1]))
-    return graphon_ntk(graphons, x, output_density=w_out)
-
-
 def run_ntk(task: str, pruners: Sequence[PrunerSpec], sparsities: Sequence[float], *, width: int = 1024,
             depth: int = 4, K: int = 64, samples: int = NTK_SAMPLES, trials: int = 1, train_steps: int = 200,
             lr: float = 1e-3, batch_size: int = 128, bias: bool = False, seed: int = 0,
-            out: str | Path | None = None, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+            out: str | Path | None = None, progress: Callable[[str], None] | None = None,
+            per_pixel_input: bool = False) -> pd.DataFrame:
     """Graphon NTK spectra against sparsity, with the early training loss of the same networks (§8, Fig. 2–3).
 
     For every pruner, sparsity and trial: an MLP (``depth`` hidden layers of ``width``, seed ``seed + trial``)
@@ -362,7 +351,7 @@ def run_ntk(task: str, pruners: Sequence[PrunerSpec], sparsities: Sequence[float
             else:
                 masks = prune_model(model, spec, sparsity, prune_context(td, s_seed))
                 label = spec.label
-            theta = masks_ntk(masks, x, K)
+            theta = masks_ntk(masks, x, K, per_pixel_input=per_pixel_input)
             met = spectrum_metrics(theta)
             lam = np.linalg.eigvalsh(theta)[::-1]
             eigs.setdefault(label, {})[f"{100 * sparsity:g}%"] = lam if trial == 0 else eigs[label].get(
@@ -453,39 +442,35 @@ def load_masks(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     return data, spec
 
 
-def estimate_masks(masks: Mapping[str, torch.Tensor], K: int = 64, method: str = "sas", *,
+def estimate_masks(masks: Mapping[str, torch.Tensor], K: int | None = None, method: str = "sas", *,
                    out: str | Path | None = None, title: str | None = None) -> pd.DataFrame:
     """Per-layer graphon estimates of a run's masks (every 2-d mask; conv masks as channel connectivity).
 
-    ``K`` larger than a side of any layer is a ConfigError (choose ``K <= min side``), unlike the per-run
-    summary, which caps K per layer.  With ``out``: ``estimate.csv``, ``estimate.md``, ``graphons.png``
-    and ``graphons.npz`` (the K × K matrices).
+    ``K = None`` (the CLI default) fits each layer: ``min(64, side)`` cells on each side, so a 10-output
+    readout gets 10 × 64 cells; the chosen ``K_out``, ``K_in`` are columns of the table.  An explicit ``K``
+    larger than a side of any layer is a ConfigError (choose ``K <= min side``).  With ``out``:
+    ``estimate.csv``, ``estimate.md``, ``graphons.png`` and ``graphons.npz`` (the K × K matrices).
     """
     from graphon.distance import distance_to_constant
-    from graphon.estimate import as_mask_matrix, conv_connectivity
     from graphon.plots import plot_graphons
+    from graphon.summary import layer_estimates
 
     if method not in METHODS:
         raise ConfigError(f"unknown graphon estimation method {method!r}; choose one of {', '.join(METHODS)}")
-    ests, rows = {}, []
     for name, m in masks.items():
         if m.dim() < 2:
             raise ConfigError(f"mask {name!r} has shape {tuple(m.shape)}, not 2-d; graphons need (n_out, n_in) "
                               "layer masks (conv masks are read as channel connectivity)")
-        if m.dim() > 2:
-            as_mask_matrix(m.reshape(m.shape[0], -1), name=f"mask {name!r}")  # binary check of the kernel entries
-            m = conv_connectivity(m)
-        mat = as_mask_matrix(m, name=f"mask {name!r}")
-        if K > min(mat.shape):
-            raise ConfigError(f"K={K} is larger than a side of layer {name!r} (shape {tuple(mat.shape)}); "
-                              f"choose --K <= {min(mat.shape)}")
-        e = estimate(mat, K, method=method, name=f"mask {name!r}")  # type: ignore[arg-type]
-        ests[name] = e
-        rows.append({"layer": name, "n_out": e.shape[0], "n_in": e.shape[1], "K": K, "density": e.density,
-                     "heterogeneity": e.heterogeneity,
-                     "distance_to_constant": distance_to_constant(e.matrix, row_sizes=e.row_sizes,
-                                                                  col_sizes=e.col_sizes),
-                     "dead_outputs": e.dead_outputs, "dead_inputs": e.dead_inputs, "dead_share": e.dead_share})
+        side = min(m.shape[0], m.shape[1])
+        if K is not None and K > side:
+            raise ConfigError(f"K={K} is larger than a side of layer {name!r} (shape {tuple(m.shape[:2])}); "
+                              f"choose --K <= {side}, or leave --K out to fit each layer")
+    ests = layer_estimates(masks, DEFAULT_K if K is None else K, method=method)
+    rows = [{"layer": name, "n_out": e.shape[0], "n_in": e.shape[1], "K_out": e.K[0], "K_in": e.K[1],
+             "density": e.density, "heterogeneity": e.heterogeneity,
+             "distance_to_constant": distance_to_constant(e.matrix, row_sizes=e.row_sizes, col_sizes=e.col_sizes),
+             "dead_outputs": e.dead_outputs, "dead_inputs": e.dead_inputs, "dead_share": e.dead_share}
+            for name, e in ests.items()]
     df = pd.DataFrame(rows)
     if out is not None:
         from tabulate import tabulate

@@ -613,14 +613,18 @@ def _add_graphon_parsers(sub) -> None:
 
     e = gsub.add_parser("estimate", help="per-layer graphon estimates of a run folder or masks.pt: table + heatmaps")
     e.add_argument("path", metavar="RUN_OR_MASKFILE", help="a run folder (runs/<id>) or its masks.pt")
-    e.add_argument("--K", type=positive_int, default=64, help="cells per side (default 64; <= every layer side)")
+    e.add_argument("--K", type=positive_int, default=None, help="cells per side (default: fit each layer, "
+                   "min(64, side) on each side; an explicit K must be <= every layer side)")
     e.add_argument("--method", default="sas", choices=["sas", "sas_tv", "usvt"],
                    help="estimator: sas (the paper's), sas_tv (+ TV denoising), usvt")
     e.add_argument("--out", default=None, help="output folder (default: <run folder>/graphon)")
     e.add_argument("--ntk", action="store_true", help="also the Graphon NTK spectrum on the task's fixed batch "
                    "(first --samples test samples; plain MLPs only)")
     e.add_argument("--task", default=None, help="task of the fixed NTK batch (default: the run's spec.json)")
-    e.add_argument("--samples", type=positive_int, default=256, help="NTK batch size (default 256)")
+    e.add_argument("--samples", type=positive_int, default=256,
+                   help="NTK batch: the first N test samples, the per-run summary's fixed batch (default 256)")
+    e.add_argument("--per-pixel-input", action="store_true", help="NTK input graphon per input feature (the "
+                   "paper's), not min(K, d) cells of adjacent features")
 
     def common(x, pruner_default: str) -> None:
         x.add_argument("--task", default="fmnist-lenet300",
@@ -647,7 +651,10 @@ def _add_graphon_parsers(sub) -> None:
     common(n, "random,snip,synflow")
     n.add_argument("--sparsities", default="0.5,0.8,0.9,0.95", help="comma-separated (default 0.5,0.8,0.9,0.95)")
     n.add_argument("--width", type=positive_int, default=1024, help="hidden width (default 1024)")
-    n.add_argument("--samples", type=positive_int, default=256, help="NTK batch: first training samples (256)")
+    n.add_argument("--samples", type=positive_int, default=256,
+                   help="NTK batch: the first N training samples, the paper's setting (default 256)")
+    n.add_argument("--per-pixel-input", action="store_true", help="input graphon per input feature (the "
+                   "paper's), not min(K, d) cells of adjacent features")
     n.add_argument("--train-steps", type=int, default=200, help="Adam steps of the loss curve (0 = no training)")
     n.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     n.add_argument("--bias", action="store_true", help="MLPs with biases (default bias-free, as the NTK)")
@@ -702,6 +709,10 @@ def cmd_graphon(args: argparse.Namespace) -> int:
         df = analysis.estimate_masks(masks, args.K, args.method, out=out, title=str(p))
         from tabulate import tabulate
 
+        if args.K is None:
+            print(f"K fitted per layer (min({analysis.DEFAULT_K}, side) on each side): "
+                  + ", ".join(f"{r.layer} {r.K_out}x{r.K_in}" for r in df.itertuples()))
+
         print(tabulate(df.values.tolist(), headers=list(df.columns), floatfmt=".4g"))
         if args.ntk:
             task = args.task or (spec or {}).get("task")
@@ -713,7 +724,7 @@ def cmd_graphon(args: argparse.Namespace) -> int:
             from graphon.plots import plot_spectrum
             import numpy as np
 
-            theta = analysis.masks_ntk(masks, x, args.K)
+            theta = analysis.masks_ntk(masks, x, args.K or analysis.DEFAULT_K, per_pixel_input=args.per_pixel_input)
             met = spectrum_metrics(theta)
             plot_spectrum(np.linalg.eigvalsh(theta)[::-1], out / "ntk_spectrum.png", title=f"Graphon NTK, {task}")
             (out / "ntk.json").write_text(json.dumps(met.as_dict("ntk_"), indent=1) + "\n", encoding="utf-8")
@@ -735,7 +746,8 @@ def cmd_graphon(args: argparse.Namespace) -> int:
         raise ConfigError(f"--train-steps {args.train_steps} is negative; use 0 (no training) or e.g. 200")
     df = analysis.run_ntk(args.task, pruners, sparsities, width=args.width, depth=args.depth, K=args.K,
                           samples=args.samples, trials=args.trials or 1, train_steps=args.train_steps, lr=args.lr,
-                          bias=args.bias, seed=args.seed, out=args.out, progress=lambda m: print(m, flush=True))
+                          bias=args.bias, seed=args.seed, out=args.out, progress=lambda m: print(m, flush=True),
+                          per_pixel_input=args.per_pixel_input)
     print(analysis.ntk_markdown(df))
     print(f"wrote {args.out}")
     return 0

@@ -12,8 +12,8 @@ Public API (see docs/graphon.md):
 """
 from graphon.distance import cut_distance, cut_norm, distance, distance_to_constant, frobenius
 from graphon.estimate import GraphonEstimate, cell_bounds, conv_connectivity, estimate
-from graphon.ntk import (MaskedMLP, dense_ntk, empirical_ntk, graphon_ntk, graphons_from_masks, mlp_coverage,
-                         sample_masked_mlp, sample_masks)
+from graphon.ntk import (MaskedMLP, dense_ntk, empirical_ntk, graphon_ntk, graphons_from_masks, masks_ntk,
+                         mlp_coverage, sample_masked_mlp, sample_masks)
 from graphon.plots import plot_convergence, plot_graphons, plot_spectrum
 from graphon.spectrum import SpectrumMetrics, eigenvalues, spectrum_metrics
 from graphon.summary import layer_estimates, summarize_masks
@@ -22,7 +22,7 @@ from graphon.sweep import convergence_sweep
 __all__ = [
     "GraphonEstimate", "MaskedMLP", "SpectrumMetrics", "cell_bounds", "conv_connectivity", "convergence_sweep",
     "cut_distance", "cut_norm", "dense_ntk", "distance", "distance_to_constant", "eigenvalues", "empirical_ntk",
-    "estimate", "frobenius", "graphon_ntk", "graphons_from_masks", "layer_estimates", "mlp_coverage",
+    "estimate", "frobenius", "graphon_ntk", "graphons_from_masks", "layer_estimates", "masks_ntk", "mlp_coverage",
     "plot_convergence", "plot_graphons", "plot_spectrum", "sample_masked_mlp", "sample_masks",
     "spectrum_metrics", "summarize_masks",
 ]

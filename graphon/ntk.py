@@ -203,12 +203,20 @@ def graphon_ntk(graphons: Sequence[ArrayLike], X: ArrayLike, *, output_density: 
             if layer + 1 < n_layers:
                 diag_t = (ws[layer + 1] / k) @ (diag_t / 2)
         deads = [bool((sd == 0).any()) for sd in stds]
-        # Per-cell input Grams G_c = (1/d) X_c X_cᵀ, flattened (K_in, n·n).
-        grams = torch.empty(k_in, n * n, dtype=dtype)
-        for c in range(k_in):
-            xc = x[:, feat_cell == c]
-            torch.mm(xc, xc.mT, out=grams[c].view(n, n))
-        grams.mul_(1.0 / d)
+        if k_in < d:
+            # Per-cell input Grams G_c = (1/d) X_c X_cᵀ, flattened (K_in, n·n); Σ̃¹ = W¹ G per chunk.
+            grams = torch.empty(k_in, n * n, dtype=dtype)
+            for c in range(k_in):
+                xc = x[:, feat_cell == c]
+                torch.mm(xc, xc.mT, out=grams[c].view(n, n))
+            grams.mul_(1.0 / d)
+        else:
+            # One cell per input feature (the paper's per-pixel input graphon): d Grams would take
+            # d·n² floats, so Σ̃¹(u) = (1/d) X diag(W¹(u, ·)) Xᵀ is formed per hidden cell instead.
+            sig1 = torch.empty(k, n * n, dtype=dtype)
+            for u in range(k):
+                torch.mm(x * ws[0][u], x.mT, out=sig1[u].view(n, n))
+            sig1.mul_(1.0 / d)
         rows, cols, _ = _triu(n)
         flat_idx = rows * n + cols
         # Every pair (a, b) evolves independently given the diagonals: process the upper triangle in
@@ -221,7 +229,8 @@ def graphon_ntk(graphons: Sequence[ArrayLike], X: ArrayLike, *, output_density: 
             sl = slice(start, start + chunk)
             r, c_ = rows[sl], cols[sl]
             on_diag = torch.nonzero(r == c_).reshape(-1)
-            sig_t = ws[0] @ torch.index_select(grams, 1, flat_idx[sl])           # Σ̃¹ (K, B)
+            sig_t = (ws[0] @ torch.index_select(grams, 1, flat_idx[sl]) if k_in < d      # Σ̃¹ (K, B)
+                     else torch.index_select(sig1, 1, flat_idx[sl]))
             theta = sig_t.clone()                                                 # Θ̃¹
             for layer in range(n_layers):
                 sd = stds[layer]
@@ -373,14 +382,16 @@ def mlp_coverage(masks: Sequence[tuple[str, torch.Tensor]], d: int | None = None
 
 
 def graphons_from_masks(masks: Sequence[tuple[str, torch.Tensor]], K: int = 64, *,
-                        d: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+                        d: int | None = None, per_pixel_input: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
     """Aligned step graphons of a finite MLP for :func:`graphon_ntk`.
 
     The neurons of every hidden layer get *one* ordering, shared by the layer that feeds them (output
     side) and the layer they feed (input side): in-degree descending, ties by out-degree descending,
     then by index.  Input features keep their natural order.  ``K`` is capped at the narrowest hidden
-    layer, ``K_in`` at ``d``.  The readout (last mask) becomes ``output_density``: per last-hidden-layer
-    cell, the share of kept readout weights.
+    layer, ``K_in`` at ``d``; ``per_pixel_input`` gives every input feature its own cell (``K_in = d``,
+    the paper's input graphon W¹(u, v_j) per pixel j) instead of ``min(K, d)`` cells of adjacent
+    features.  The readout (last mask) becomes ``output_density``: per last-hidden-layer cell, the share
+    of kept readout weights.
 
     Returns:
         ``(graphons, output_density)``.
@@ -394,7 +405,7 @@ def graphons_from_masks(masks: Sequence[tuple[str, torch.Tensor]], K: int = 64, 
     hidden = [m.detach().cpu() for _, m in masks[:-1]]
     readout = masks[-1][1].detach().cpu()
     k = min(K, *(m.shape[0] for m in hidden))
-    k_in = min(K, hidden[0].shape[1])
+    k_in = hidden[0].shape[1] if per_pixel_input else min(K, hidden[0].shape[1])
     orders = []
     for i, m in enumerate(hidden):
         nxt = hidden[i + 1] if i + 1 < len(hidden) else readout
@@ -413,3 +424,19 @@ def graphons_from_masks(masks: Sequence[tuple[str, torch.Tensor]], K: int = 64, 
     out = torch.zeros(k, dtype=torch.float64).index_add_(0, cells, col_share)
     out /= torch.bincount(cells, minlength=k).to(torch.float64)
     return gs, out.numpy()
+
+
+def masks_ntk(masks: Mapping[str, torch.Tensor], x: torch.Tensor, K: int = 64, *,
+              per_pixel_input: bool = False) -> np.ndarray:
+    """Graphon NTK on the ``(n, d)`` batch ``x`` of the step graphons estimated from an MLP's masks
+    (every ≥ 2-d mask in order, the last one the readout; :func:`graphons_from_masks`).
+
+    Raises:
+        ConfigError: masks that are not a plain MLP (which layer and why).
+    """
+    items = [(n, m.detach().cpu()) for n, m in masks.items() if isinstance(m, torch.Tensor) and m.dim() >= 2]
+    why = mlp_coverage(items, int(x.shape[1]))
+    if why is not None:
+        raise ConfigError(f"the graphon NTK does not cover this network: {why}")
+    graphons, w_out = graphons_from_masks(items, K, d=int(x.shape[1]), per_pixel_input=per_pixel_input)
+    return graphon_ntk(graphons, x, output_density=w_out)

@@ -29,7 +29,7 @@ import torch
 
 from graphon.distance import distance_to_constant
 from graphon.estimate import GraphonEstimate, as_mask_matrix, conv_connectivity, estimate
-from graphon.ntk import graphon_ntk, graphons_from_masks, mlp_coverage
+from graphon.ntk import masks_ntk, mlp_coverage
 from graphon.spectrum import spectrum_metrics
 from pruners.registry import ConfigError
 
@@ -106,12 +106,10 @@ def summarize_masks(masks: Mapping[str, torch.Tensor], K: int = 64, ntk_batch: t
         x = torch.as_tensor(ntk_batch)
         if x.dim() != 2:
             x = x.reshape(x.shape[0], -1)
-        why = mlp_coverage(items, x.shape[1])
-        if why is not None:
-            raise ConfigError(f"the graphon NTK does not cover this network: {why}; "
-                              "call summarize_masks without ntk_batch")
-        graphons, w_out = graphons_from_masks(items, K, d=x.shape[1])
-        theta = graphon_ntk(graphons, x, output_density=w_out)
+        try:
+            theta = masks_ntk(dict(items), x, K)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; call summarize_masks without ntk_batch") from None
         metrics = spectrum_metrics(theta)
         out.update(metrics.as_dict("ntk_"))
         out["ntk_eigenvalues"] = np.linalg.eigvalsh(theta)[::-1].tolist()

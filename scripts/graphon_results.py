@@ -204,7 +204,53 @@ def part_synflow_check(out: Path) -> None:
     log(json.dumps(res, indent=1))
 
 
-PARTS = {"sweep": part_sweep, "erk": part_erk, "ntk": part_ntk, "runs": part_runs, "synflow-check": part_synflow_check}
+def part_approximations(out: Path) -> None:
+    """The graphon NTK's two approximations on LeNet-300-100 masks (784-300-100-10), 256 training samples:
+    input cells (min(K, d) cells of adjacent pixels) against the paper's per-pixel input graphon, and
+    uneven cells (K = 64 does not divide 300 or 100; cells of ⌊n/K⌋ or ⌈n/K⌉ neurons get equal measure)
+    against partitions that divide both widths (K = 50, K = 100), 3 seeds each."""
+    from benchmark.analysis import fixed_batch, prune_context, prune_model, task_data
+    from benchmark.stats import t_interval
+    from benchmark.tasks import TASKS, build_model
+    from graphon.ntk import masks_ntk
+    from graphon.spectrum import spectrum_metrics
+
+    td = task_data(TASK)
+    x = fixed_batch(td.data, 256, split="train")
+    rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
+    rows = []
+    for spec in (PrunerSpec("random"), PrunerSpec("snip"),
+                 PrunerSpec("synflow", pruner_args={"iterations": SYNFLOW_ITERATIONS})):
+        for sparsity in (0.8, 0.95):
+            for seed in range(3):
+                torch.manual_seed(seed)
+                masks = prune_model(build_model(TASKS.get(TASK)), spec, sparsity, prune_context(td, seed))
+                th = {(k, pp): masks_ntk(masks, x, k, per_pixel_input=pp)
+                      for k, pp in ((64, False), (64, True), (50, True), (100, True))}
+                top5 = {key: spectrum_metrics(t).top5_energy for key, t in th.items()}
+                rows.append({"pruner": spec.label, "sparsity": sparsity, "seed": seed,
+                             "cells_vs_pixels": rel(th[64, False], th[64, True]),
+                             "top5_cells_minus_pixels": top5[64, False] - top5[64, True],
+                             "K64_vs_K100": rel(th[64, True], th[100, True]),
+                             "K50_vs_K100": rel(th[50, True], th[100, True]),
+                             "top5_K64_minus_K100": top5[64, True] - top5[100, True]})
+            log(f"approximations {spec.label} {sparsity:g} done")
+    df = pd.DataFrame(rows)
+    df.to_csv(FIG / "ntk-approximations.csv", index=False)
+    cols = ["cells_vs_pixels", "top5_cells_minus_pixels", "K64_vs_K100", "K50_vs_K100", "top5_K64_minus_K100"]
+    lines = ["| pruner | sparsity | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for (p, sp), g in df.groupby(["pruner", "sparsity"], sort=False):
+        cells = []
+        for c in cols:
+            e = t_interval(g[c])
+            cells.append(f"{e.mean:.2e} [{e.lo:.1e}, {e.hi:.1e}]")
+        lines.append(f"| {p} | {sp:g} | " + " | ".join(cells) + " |")
+    (FIG / "ntk-approximations.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log("\n" + "\n".join(lines))
+
+
+PARTS = {"sweep": part_sweep, "erk": part_erk, "ntk": part_ntk, "runs": part_runs, "synflow-check": part_synflow_check,
+         "approximations": part_approximations}
 
 
 def main() -> None:

@@ -121,3 +121,57 @@ def test_ntk_bad_input_is_one_line_exit_2(tmp_path, capsys, args, msg) -> None:
                  "--out", str(tmp_path / "o"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
+
+
+MLP_TASKS = [n for n in __import__("benchmark.tasks", fromlist=["TASKS"]).TASKS.names()
+             if __import__("benchmark.tasks", fromlist=["TASKS"]).TASKS.get(n).model == "mlp"]
+
+
+@pytest.mark.parametrize("task", MLP_TASKS)
+def test_estimate_with_defaults_works_on_every_builtin_mlp_task(tmp_path, capsys, task) -> None:
+    """Issue 21 (5): the default K fits each layer (a 10-output readout gets 10 row cells) and is printed."""
+    from benchmark.tasks import TASKS, build_model
+    from pruners.masks import prunable_parameters
+
+    torch.manual_seed(0)
+    model = build_model(TASKS.get(task))
+    g = torch.Generator().manual_seed(1)
+    masks = Masks({n: torch.rand(p.shape, generator=g) < 0.2 for n, p in prunable_parameters(model).items()})
+    run = tmp_path / "run"
+    run.mkdir()
+    masks.save(run / "masks.pt")
+    (run / "spec.json").write_text(json.dumps({"task": task}))
+    assert main(["graphon", "estimate", str(run)]) == 0
+    out = capsys.readouterr().out
+    df = pd.read_csv(run / "graphon" / "estimate.csv")
+    readout = df.iloc[-1]
+    assert (readout["K_out"], readout["K_in"]) == (min(64, readout["n_out"]), min(64, readout["n_in"]))
+    assert readout["K_out"] < 64 and f"{readout['layer']} {readout['K_out']}x{readout['K_in']}" in out
+    assert "K fitted per layer (min(64, side) on each side)" in out
+
+
+def test_per_pixel_input_equals_the_cell_input_when_the_input_graphon_is_constant_per_cell() -> None:
+    """K_in = d with W¹ repeated over each cell's features is the same step graphon as K_in cells."""
+    from graphon.estimate import cell_of_position
+    from graphon.ntk import graphon_ntk
+
+    g = np.random.default_rng(0)
+    d, k, k_in = 12, 3, 4
+    w1 = g.uniform(0.2, 1.0, (k, k_in))
+    w2 = g.uniform(0.2, 1.0, (k, k))
+    x = g.normal(size=(9, d))
+    per_pixel = w1[:, cell_of_position(d, k_in)]                 # (k, d): each feature its cell's value
+    np.testing.assert_allclose(graphon_ntk([per_pixel, w2], x), graphon_ntk([w1, w2], x), rtol=1e-12, atol=1e-14)
+    # and differs once the input graphon varies within a cell
+    varied = per_pixel * g.uniform(0.5, 1.0, per_pixel.shape)
+    assert np.abs(graphon_ntk([varied, w2], x) - graphon_ntk([w1, w2], x)).max() > 1e-3
+
+
+def test_per_pixel_input_flag_of_graphon_estimate(tmp_path, capsys) -> None:
+    masks = _mlp_masks()
+    masks.save(tmp_path / "masks.pt")
+    for flag, name in (([], "cells"), (["--per-pixel-input"], "pixels")):
+        assert main(["graphon", "estimate", str(tmp_path / "masks.pt"), "--K", "4", "--out", str(tmp_path / name),
+                     "--ntk", "--task", "digits-mlp", "--samples", "16", *flag]) == 0
+    a, b = (json.loads((tmp_path / n / "ntk.json").read_text()) for n in ("cells", "pixels"))
+    assert a.keys() == b.keys() and a != b
