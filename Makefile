@@ -16,8 +16,9 @@ install:
 install-test: install
 	$(PIP) install -q -e '.[test,ray,slurm]'
 
-# Fashion-MNIST from the Debian package when apt is available (root); otherwise torchvision's
-# download is used on first access (see README, "Data").
+# Fashion-MNIST from the Debian package when apt is available (root); otherwise place its IDX files
+# under $SPARSEBENCH_DATA/FashionMNIST/raw (nothing downloads at run time unless a task's dataset_args
+# say download = true; README, "Data").
 data:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi

@@ -756,11 +756,12 @@ def cmd_graphon(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 # reproduce: `reproduce NAME [--quick] [--out DIR]`, `reproduce --list` (docs/reproductions/README.md)
 def _add_reproduce_parser(sub) -> None:
-    rp = sub.add_parser("reproduce", help="reproduce a published claim: run it and write docs/reproductions/NAME.md "
-                        "(+ .png) and the index; --list shows them")
+    rp = sub.add_parser("reproduce", help="reproduce a published claim: run it and write NAME.md (+ .png) and the "
+                        "index into --out; --list shows them")
     rp.add_argument("name", nargs="?", default=None, help="the reproduction, e.g. pilot-diagonal (see --list)")
     rp.add_argument("--quick", action="store_true", help="the small size the tests run (seconds, same mechanism)")
-    rp.add_argument("--out", default="docs/reproductions", help="folder of the pages (default docs/reproductions)")
+    rp.add_argument("--out", default="results/reproductions", help="folder of the pages (default "
+                    "results/reproductions; the committed pages are regenerated with --out docs/reproductions)")
     rp.add_argument("--list", action="store_true", help="list the reproductions: name, source, claim")
 
 

@@ -28,8 +28,10 @@ import pandas as pd
 
 from pruners.registry import ConfigError, Registry, did_you_mean
 
-#: Where ``sparsebench reproduce`` writes pages by default (relative to the working directory).
-DEFAULT_OUT = Path("docs/reproductions")
+#: Where ``sparsebench reproduce`` writes pages by default (relative to the working directory): a results
+#: folder, so a user's run never overwrites the committed pages; their regeneration passes
+#: ``--out docs/reproductions``.
+DEFAULT_OUT = Path("results/reproductions")
 
 
 @dataclass

@@ -183,3 +183,12 @@ def test_cli_list_and_bad_names(tmp_path, capsys) -> None:
     assert "needs a NAME" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown reproduction"):
         get_reproduction("nope")
+
+
+def test_reproduce_writes_into_a_results_folder_by_default_not_the_committed_pages():
+    """Issue 21 (newcomer list): a user's run must not overwrite docs/reproductions."""
+    from benchmark.cli import build_parser
+    from benchmark.reproduce import DEFAULT_OUT
+
+    args = build_parser().parse_args(["reproduce", "pilot-diagonal"])
+    assert Path(args.out) == DEFAULT_OUT == Path("results/reproductions")
