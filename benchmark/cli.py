@@ -18,8 +18,24 @@ from pruners.registry import ConfigError, did_you_mean
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` shows each option's default, unless its help already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "default" not in text and default not in (None, False, [], "")
+                and default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2) instead of usage dumps."""
+    """argparse with one-line errors (exit 2) instead of usage dumps, and defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(f"{message}; see '{self.prog} --help'")
@@ -113,11 +129,14 @@ def build_parser() -> Parser:
                    help="paired gain of each reparam over the same method with plain weights (95 %% t-interval over seeds)")
 
     lb = sub.add_parser("leaderboard", help="build or serve the static leaderboard site")
-    lb.add_argument("action", choices=["build", "serve"])
-    lb.add_argument("--out", default="results", help="output folder of the runs")
-    lb.add_argument("--site", default="site", help="folder of the generated site")
-    lb.add_argument("--port", type=int, default=8000, help="port for serve (localhost only)")
-    lb.add_argument("--published", default=None, help=".csv/.json of published numbers: task,method,sparsity,top1,source")
+    lsub = lb.add_subparsers(dest="action", required=True, parser_class=Parser)
+    lbb = lsub.add_parser("build", help="build the site from a results folder")
+    lbb.add_argument("--out", default="results", help="output folder of the runs")
+    lbb.add_argument("--site", default="site", help="folder of the generated site")
+    lbb.add_argument("--published", default=None, help=".csv/.json of published numbers: task,method,sparsity,top1,source")
+    lbs = lsub.add_parser("serve", help="serve a built site on localhost until Ctrl-C")
+    lbs.add_argument("--site", default="site", help="folder of the generated site")
+    lbs.add_argument("--port", type=int, default=8000, help="port (localhost only)")
 
     m = sub.add_parser("masks", help="print the sparsity report of a masks file (masks.pt of a run)")
     m.add_argument("file", help="a masks.pt file")
