@@ -121,6 +121,11 @@ def build_parser() -> Parser:
     ls = sub.add_parser("list", help="list registered tasks, pruners, schedules, reparams or allocations")
     ls.add_argument("what", choices=["tasks", "pruners", "schedules", "reparams", "allocations"])
 
+    sh = sub.add_parser("show", help="everything about one task, pruner, schedule, reparam or allocation (the "
+                        "full text that 'list' wraps)")
+    sh.add_argument("what", choices=["task", "pruner", "schedule", "reparam", "allocation"])
+    sh.add_argument("name", help="its registered name (see 'sparsebench list')")
+
     t = sub.add_parser("table", help="print the aggregated results table (mean ± std over seeds)")
     t.add_argument("--out", default="results", help="output folder of the runs")
     t.add_argument("--format", default="plain", choices=["plain", "md", "csv", "latex"])
@@ -254,32 +259,82 @@ def _check_device(name: str) -> str:
     return str(dev)
 
 
+WRAP = 60   # characters of a wrapped text column in 'sparsebench list'
+
+
+def _first_paragraph(doc: str | None) -> str:
+    """The docstring's first paragraph on one line (``list`` wraps it; ``show`` prints it whole)."""
+    lines = []
+    for line in (doc or "").strip().splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
+def _registries() -> dict:
+    from benchmark.tasks import TASKS
+    from pruners import ALLOCATIONS, PRUNERS, SCHEDULES
+    from reparam import REPARAMS
+
+    return {"task": TASKS, "pruner": PRUNERS, "schedule": SCHEDULES, "reparam": REPARAMS, "allocation": ALLOCATIONS}
+
+
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from benchmark.spec import field_defaults
-    from benchmark.tasks import TASKS
-    from pruners import ALLOCATIONS, PRUNERS, SCHEDULES
-    from reparam import REPARAMS
 
+    reg = _registries()[args.what.rstrip("s")]
     if args.what == "tasks":
-        rows = [(n, t.dataset, t.model, t.recipe.epochs, t.recipe.optimizer, t.source) for n, t in TASKS.items()]
-        print(tabulate(rows, headers=["task", "dataset", "model", "epochs", "optimizer", "source"]))
+        rows = [(n, t.dataset, t.model, t.recipe.epochs, t.recipe.optimizer, t.source) for n, t in reg.items()]
+        headers = ["task", "dataset", "model", "epochs", "optimizer", "source"]
     elif args.what == "pruners":
         rows = [(n, c.family, "" if c.schedule_preset == "at_init" else f"{c.score_name} × {c.schedule_preset}",
-                 c.description, PRUNERS.origin(n)) for n, c in PRUNERS.items()]
-        print(tabulate(rows, headers=["pruner", "family", "preset of", "description", "origin"]))
+                 c.description, reg.origin(n)) for n, c in reg.items()]
+        headers = ["pruner", "family", "preset of", "description", "origin"]
     elif args.what == "schedules":
         rows = [(n, ", ".join(f"{k}={v!r}" for k, v in field_defaults(c).items()), c.description,
-                 SCHEDULES.origin(n)) for n, c in SCHEDULES.items()]
-        print(tabulate(rows, headers=["schedule", "hyperparameters (defaults)", "description", "origin"]))
+                 reg.origin(n)) for n, c in reg.items()]
+        headers = ["schedule", "hyperparameters (defaults)", "description", "origin"]
     elif args.what == "reparams":
-        rows = [(n, c.kind or "-", c.description, REPARAMS.origin(n)) for n, c in REPARAMS.items()]
-        print(tabulate(rows, headers=["reparam", "kind (stacks: one of each)", "description", "origin"]))
+        rows = [(n, c.kind or "-", c.description, reg.origin(n)) for n, c in reg.items()]
+        headers = ["reparam", "kind (stacks: one of each)", "description", "origin"]
     else:
-        rows = [(n, (c.__doc__ or "").strip().splitlines()[0]) for n, c in ALLOCATIONS.items()]
-        print(tabulate(rows, headers=["allocation", "description"]))
+        rows = [(n, _first_paragraph(c.__doc__)) for n, c in reg.items()]
+        headers = ["allocation", "description"]
+    widths = [WRAP if h in ("source", "description", "hyperparameters (defaults)") else None for h in headers]
+    print(tabulate(rows, headers=headers, maxcolwidths=widths))
+    print(f"(full text: sparsebench show {args.what.rstrip('s')} NAME)")
+    return 0
+
+
+@command("show")
+def cmd_show(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from benchmark.spec import field_defaults
+
+    reg = _registries()[args.what]
+    obj = reg.get(args.name)
+    rows: list[tuple[str, object]] = [(args.what, args.name)]
+    if args.what == "task":
+        rows += [("dataset", obj.dataset), ("dataset_args", dict(obj.dataset_args)), ("model", obj.model),
+                 ("model_args", dict(obj.model_args)), ("recipe", dataclasses.asdict(obj.recipe)),
+                 ("source", obj.source)]
+    else:
+        rows.append(("origin", reg.origin(args.name)))
+        for attr in ("family", "kind", "description", "paper", "url", "version", "author"):
+            value = getattr(obj, attr, "")
+            if value:
+                rows.append((attr, value))
+        doc = _first_paragraph(obj.__doc__)
+        if doc and doc != getattr(obj, "description", ""):
+            rows.append(("about", doc))
+        rows.append(("hyperparameters (defaults)", field_defaults(obj) or "none"))
+    for key, value in rows:
+        print(f"{key}: {value}")
     return 0
 
 

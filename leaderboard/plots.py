@@ -88,9 +88,12 @@ def accuracy_vs_sparsity(series: Sequence[dict], highlight: str, title: str,
     with matplotlib.rc_context(RC):
         fig = _figure(6.0, 3.6, constrained=False)
         ax = fig.add_subplot()
+        others = False
         for s in series:
             if s["method"] != highlight:
-                ax.plot(s["x"], s["y"], "-o", color=FAINT, alpha=0.35, lw=1, ms=3)
+                ax.plot(s["x"], s["y"], "-o", color=FAINT, alpha=0.35, lw=1, ms=3,
+                        label=None if others else "other methods, same task")
+                others = True
         for s in series:
             if s["method"] == highlight:
                 ax.errorbar(s["x"], s["y"], yerr=s["err"], fmt="-o", color=HIGHLIGHT, lw=2.5, ms=6,
@@ -117,8 +120,11 @@ def sign_flips(curves: Sequence[dict], title: str) -> bytes:
         fig = _figure(6.0, 3.2, constrained=False)
         ax = fig.add_subplot()
         cmap = matplotlib.colormaps["viridis"]
-        for i, c in enumerate(curves):
-            ax.plot(c["epoch"], c["flips"], "-o", ms=3, color=cmap(i / max(1, len(curves) - 1)), label=c["label"])
+        markers = "osD^vP*X"
+        for i, c in enumerate(curves):  # distinct markers and dash patterns: equal curves stay visible
+            ax.plot(c["epoch"], c["flips"], ls=("-", "--", "-.", ":")[i % 4], marker=markers[i % len(markers)],
+                    ms=4 + 1.5 * ((len(curves) - 1 - i) % 3), mfc="none", lw=1.5,
+                    color=cmap(i / max(1, len(curves) - 1)), label=c["label"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("sign flips (weights)")

@@ -344,7 +344,7 @@ def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict
             head += [("top1", "num", "Top-1 (%)"), ("std", "num", "± std"), ("ci", "num", "95 % CI"),
                      ("seeds", "num", "Seeds"),
                      ("gap", "num", "Δ dense"), ("achieved", "num", "Achieved (%)"),
-                     ("flops", "num", "Train FLOPs"), ("time", "num", "Train time"),
+                     ("flops", "num", "Train FLOPs (× dense)"), ("time", "num", "Train time (× dense)"),
                      ("collapsed", "num", "Collapsed"), ("divfail", "num", "Diverged / failed")]
             if show_pub:
                 head.append(("published", "num", "Published top-1"))
@@ -553,7 +553,7 @@ def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.Dat
                                 functools.partial(plots.accuracy_vs_sparsity, series, method, ptitle, dense_v, pub_pts))
                 parts.append(f'<img class="plot acc" src="../{e(rel)}" alt="{e("top-1 vs sparsity, " + method + ", " + task)}">')
             # numbers behind the plot
-            head = ["sparsity (%)", "rank", "top-1 (%) ± std [95 % CI]", "seeds", "Δ dense", "achieved (%)", "train FLOPs",
+            head = ["sparsity (%)", "rank", "top-1 (%) ± std [95 % CI]", "seeds", "Δ dense", "achieved (%)", "train FLOPs (× dense)",
                     "collapsed", "diverged / failed", "published", "run ids"]
             body = []
             for r in mine.to_dict("records"):

@@ -386,8 +386,16 @@ def format_table(agg: pd.DataFrame, fmt: str = "plain", gains: bool = False) -> 
         for col in NAME_COLUMNS & set(disp.columns):
             disp[col] = disp[col].map(md_escape)
     tablefmt = {"plain": "simple", "md": "github", "latex": "latex_booktabs"}[fmt]
-    return tabulate(disp.values.tolist(), headers=list(disp.columns), tablefmt=tablefmt,
-                    disable_numparse=True)
+    text = tabulate(disp.values.tolist(), headers=list(disp.columns), tablefmt=tablefmt, disable_numparse=True)
+    if fmt == "latex":  # after tabulate's escaping, so the macros stay macros; pdflatex needs no unicode
+        for char, macro in LATEX_SYMBOLS.items():
+            text = text.replace(char, macro)
+    return text
+
+
+#: The non-ASCII symbols of the display columns and their LaTeX (math-mode where needed) spellings.
+LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "—": "---", "–": "--", "×": r"$\times$", "≥": r"$\geq$",
+                 "≤": r"$\leq$", "→": r"$\to$", "·": r"$\cdot$"}
 
 
 #: Display columns that hold names (a plugin's, a task's), escaped in Markdown output.

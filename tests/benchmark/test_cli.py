@@ -192,3 +192,25 @@ def test_version_prints_the_installed_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out == f"sparsebench {version('sparsebench')}\n"
+
+
+def test_list_wraps_long_text_and_show_prints_it_whole(capsys):
+    """Issue 21 (newcomer list): no line hundreds of characters wide; descriptions not cut mid-sentence."""
+    from benchmark.tasks import TASKS
+    from pruners import ALLOCATIONS
+
+    for what in ("tasks", "pruners", "schedules", "reparams", "allocations"):
+        assert main(["list", what]) == 0
+        out = capsys.readouterr().out
+        assert max(len(line) for line in out.splitlines()) <= 160, what
+    assert main(["list", "allocations"]) == 0
+    words = " ".join(capsys.readouterr().out.split())
+    assert "a layer with at most X weights is dense." in words            # balanced: its whole first paragraph
+    assert main(["show", "task", "fmnist-lenet300"]) == 0
+    out = capsys.readouterr().out
+    assert TASKS.get("fmnist-lenet300").source in out and "'epochs': 10" in out
+    assert main(["show", "allocation", "erk"]) == 0
+    assert "power" in capsys.readouterr().out and ALLOCATIONS.get("erk")
+    assert main(["show", "pruner", "rigl"]) == 0
+    assert "'counting': 'exact'" in capsys.readouterr().out
+    assert main(["show", "schedule", "nope"]) == 2

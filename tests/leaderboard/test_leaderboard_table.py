@@ -125,6 +125,8 @@ def test_formats(synth):
     agg = aggregate(hand_df(synth))
     latex = format_table(agg, "latex")
     assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex
+    # pdflatex without unicode packages: the symbols are macros, not raw ± Δ — (issue 21, newcomer list)
+    assert not {"±", "Δ", "—"} & set(latex) and "83.00 $\\pm$ 3.61" in latex and "$\\Delta$ dense" in latex
     md = format_table(agg, "md")
     assert md.splitlines()[0].startswith("| task") and "83.00 ± 3.61" in md
     back = pd.read_csv(io.StringIO(format_table(agg, "csv")))
