@@ -652,6 +652,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
     device = _check_device(args.device)
     _check_data(grid.specs)
     ensure_writable(Path(args.out))
+    from benchmark.runfolder import read_result, run_dir
+
+    todo = [sp for sp in grid.specs if read_result(run_dir(Path(args.out), sp.run_id)) is None]
+    base = sum(sp.pruner not in names for sp in todo)
+    print(f"{grid.name}: {len(grid.specs)} runs, {len(todo)} not yet in {args.out}: {len(todo) - base} of the "
+          f"submission" + (f" and {base} baseline runs (a new --out runs every baseline once; later submissions "
+                           f"to it reuse them)" if base else ", the baselines are done"), flush=True)
     executor = EXECUTORS.get("local")(workers=args.workers, device=device)
     report = run_grid(grid.specs, args.out, executor, grid=grid.name, progress=not args.no_progress)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report.status.items())) or "nothing new"

@@ -403,6 +403,7 @@ def test_submit_runs_the_grid_and_records_plugin_metadata(tmp_path, capsys):
     rc, stdout, err = run_cli(["submit", path, "--grid", grid, "--out", out, "--no-progress", "--no-gpu"], capsys)
     assert rc == 0, err
     assert "conformance kit: smallest pass" in stdout
+    assert "3 not yet in" in stdout and "2 baseline runs (a new --out runs every baseline once" in stdout
     assert "ran 3 (ok 3)" in stdout
     assert "submitted smallest 1.0 by Test Author: keeps the smallest weights https://example.org/smallest" in stdout
     from benchmark.store import results
