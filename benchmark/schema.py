@@ -11,6 +11,10 @@ from typing import Any
 
 SCHEMA_VERSION = 5
 
+#: Columns added after records were first written, with the value an older record stands for (a run
+#: written before schema 5 ran its pruner's own schedule).
+BACKFILL: dict[str, Any] = {"schedule": "", "schedule_args": {}}
+
 # (name, SQLite type, unit, description). JSON columns hold JSON text.
 COLUMNS: list[tuple[str, str, str, str]] = [
     ("run_id", "TEXT", "", "SHA-256 (16 hex) of the hashed spec JSON (fields at their class defaults left out; see above); primary key"),

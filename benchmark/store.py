@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from benchmark.runfolder import is_output_error, iter_results, old_format_folders, output_error
-from benchmark.schema import COLUMN_NAMES, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION
+from benchmark.schema import BACKFILL, COLUMN_NAMES, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION
 from pruners.registry import ConfigError
 
 DB_NAME = "results.db"
@@ -54,7 +54,7 @@ def _sql_type(t: str) -> str:
 def _row(rec: dict[str, Any]) -> list[Any]:
     row = []
     for name in COLUMN_NAMES:
-        v = rec.get(name)
+        v = rec.get(name, BACKFILL.get(name))
         if name in JSON_COLUMNS and v is not None:
             v = json.dumps(v, sort_keys=True)
         elif isinstance(v, bool):

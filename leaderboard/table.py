@@ -76,8 +76,9 @@ def base_label(row: pd.Series | dict) -> str:
     """``pruner[@schedule][/allocation]``: dense runs have no allocation; the schedule shows when the
     grid chose one for a scoring pruner (``snip@gradual/global``)."""
     label = str(row["pruner"])
-    if row.get("schedule"):
-        label += f"@{row['schedule']}"
+    schedule = row.get("schedule")
+    if isinstance(schedule, str) and schedule:   # '' / NaN / None: the pruner's own schedule
+        label += f"@{schedule}"
     if row.get("pruner_family") != "dense" and row["pruner"] != "dense" and row.get("allocation"):
         label += f"/{row['allocation']}"
     return label

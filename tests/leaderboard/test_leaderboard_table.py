@@ -201,3 +201,16 @@ def test_markdown_export_escapes_hostile_names(synth):
     assert "\\[x\\](javascript" in md and "\\|" in md and "\\`y\\`" in md
     header, rule, row = md.splitlines()[:3]
     assert row.replace("\\|", "").count("|") == header.count("|"), "the name does not add a column"
+
+
+def test_records_older_than_the_schedule_column_label_without_a_schedule():
+    """A result.json written before schema 5 has no schedule: the store backfills '' (the pruner's own
+    schedule) and a NaN left in a DataFrame never becomes 'random@nan/erk'."""
+    from benchmark.schema import COLUMN_NAMES
+    from benchmark.store import _row
+    from leaderboard.table import base_label
+
+    row = dict(zip(COLUMN_NAMES, _row({"run_id": "x", "pruner": "random"})))
+    assert row["schedule"] == "" and row["schedule_args"] == "{}"
+    assert base_label({"pruner": "random", "schedule": float("nan"), "allocation": "erk"}) == "random/erk"
+    assert base_label({"pruner": "snip", "schedule": "gradual", "allocation": "global"}) == "snip@gradual/global"
