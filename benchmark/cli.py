@@ -382,7 +382,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     df = results(args.out)
     _say_left_out(df, args.out)
     curves = {rid: m for rid in df["run_id"] if (m := read_metrics(run_dir(Path(args.out), rid))) is not None}
-    info = {n: {"description": c.description, "paper": c.paper, "url": c.url} for n, c in PRUNERS.items()}
+    from pruners.plugins import pruner_metadata
+
+    info = {n: pruner_metadata(n) for n in PRUNERS.names()}
     published = read_published(args.published) if args.published else None
     index = build_site(df, args.site, published=published, curves=curves, pruner_info=info)
     print(f"leaderboard: {index}  (browse it, or: sparsebench leaderboard serve --site {args.site})")

@@ -19,17 +19,17 @@ when its bytes changed (index.html: when anything but that line changed); a figu
 when its inputs changed (an input hash per image in ``.leaderboard-manifest.json``); files of an
 earlier build that are no longer produced are removed (only those listed in the manifest).
 
-Escaping: every text that comes from specs, plugins or the published table goes through
-``html.escape(..., quote=True)``, in element text and in attribute values alike; pages embed no JSON
-and no inline script (data sits in ``data-*`` attributes read with ``getAttribute``); external links
-are emitted only for ``http(s)`` URLs.
+Markup: Jinja2 templates in ``leaderboard/templates/`` (``base.html``, ``index.html``, ``method.html``,
+``pairs.html``, ``macros.html``) with ``autoescape=True``: every value — from specs, plugins or the
+published table — is escaped in element text and attribute values alike, and no template marks
+anything safe; this module only shapes data.  Pages embed no JSON and no inline script (data sits in
+``data-*`` attributes read with ``getAttribute``); external links are emitted only for ``http(s)`` URLs.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import functools
 import hashlib
-import html
 import http.server
 import json
 import math
@@ -65,11 +65,6 @@ def _config_error(msg: str) -> Exception:
     from pruners.registry import ConfigError
 
     return ConfigError(msg)
-
-
-def e(value: Any) -> str:
-    """HTML-escape any value for element text and (double-quoted) attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -265,25 +260,33 @@ def _generated_stamp() -> str:
 
 
 # ------------------------------------------------------------------------------------------------- pages
+# The markup lives in leaderboard/templates/*.html (Jinja2, autoescape on: every value is escaped unless a
+# template says otherwise, and none does); the functions below only shape the data the templates show.
 
-def _page(title: str, body: str, depth: int = 0, generated: str | None = None) -> bytes:
-    up = "../" * depth
-    stamp = f"{GENERATED_PREFIX}{e(generated)}</p>\n" if generated is not None else ""
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>{e(title)}</title>\n"
-        f"<link rel=\"stylesheet\" href=\"{up}assets/leaderboard.css\">\n"
-        f"<script src=\"{up}assets/leaderboard.js\" defer></script>\n"
-        "</head>\n<body>\n"
-        f"<nav><a href=\"{up}index.html\">Leaderboard</a><a href=\"{up}pairs.html\">Pruner × reparam</a>"
-        f"<a href=\"{up}index.html#methods\">Methods</a></nav>\n"
-        f"{body}\n{stamp}</body>\n</html>\n"
-    ).encode("utf-8")
+@functools.lru_cache(maxsize=1)
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("leaderboard", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["slugify"] = slugify
+    env.filters["family_label"] = lambda fam: FAMILY_LABELS.get(fam, fam)
+    return env
 
 
-def _fam_badge(fam: str) -> str:
-    return f'<span class="fam fam-{e(slugify(fam))}">{e(FAMILY_LABELS.get(fam, fam))}</span>'
+def _render(template: str, **context: Any) -> bytes:
+    context.setdefault("generated", None)
+    context.setdefault("up", "")
+    return _env().get_template(template).render(**context).encode("utf-8")
+
+
+def _figure(rel: str, alt: str) -> dict[str, str]:
+    return {"src": rel, "alt": alt}
+
+
+def _rank(r: Mapping[str, Any]) -> str:
+    return "—" if pd.isna(r["rank"]) else str(int(r["rank"]))
 
 
 def _top1_cell(row: Mapping[str, Any]) -> str:
@@ -299,96 +302,70 @@ def _ci(row: Mapping[str, Any]) -> str:
     return f"[{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(lo) else "—"
 
 
-def _published_text(hits: Sequence[dict]) -> str:
-    return "<br>".join(f'<span class="published">{e(_fmt(h["top1"]))} ({e(h["source"])})</span>' for h in hits)
+def _hits(hits: Sequence[dict]) -> list[dict[str, str]]:
+    return [{"top1": _fmt(h["top1"]), "source": str(h["source"])} for h in hits]
+
+
+INDEX_NUMBERS = [("top1", "Top-1 (%)"), ("std", "± std"), ("ci", "95 % CI"), ("seeds", "Seeds"), ("gap", "Δ dense"),
+                 ("achieved", "Achieved (%)"), ("flops", "Train FLOPs (× dense)"), ("time", "Train time (× dense)"),
+                 ("collapsed", "Collapsed"), ("divfail", "Diverged / failed")]
+
+
+def _index_numbers(r: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(text, data-sort) of the numeric cells of an index row, in INDEX_NUMBERS order."""
+    return [
+        (_fmt(r["top1_mean"]), _sort_attr(r["top1_mean"])),
+        (_fmt(r["top1_std"]), _sort_attr(r["top1_std"])),
+        (_ci(r), _sort_attr(r["top1_ci_lo"])),
+        (str(int(r["seeds"])), None),
+        (_fmt(r["gap_to_dense"], "+.2f"), _sort_attr(r["gap_to_dense"])),
+        (_fmt(100 * _num(r["achieved_sparsity"])), _sort_attr(r["achieved_sparsity"])),
+        (_fmt(r["train_flops_rel"], ".3f"), _sort_attr(r["train_flops_rel"])),
+        (_fmt(r["train_time_rel"]), _sort_attr(r["train_time_rel"])),
+        (str(int(r["collapsed"])), None),
+        (f"{int(r['diverged'])} / {int(r['failed'])}", str(int(r["diverged"]) + int(r["failed"]))),
+    ]
 
 
 def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict[str, str],
            generated: str, exports: Sequence[str], title: str) -> bytes:
-    parts = [f"<h1>{e(title)}</h1>"]
     if agg.empty:
-        parts.append('<p class="empty">No results yet. Run a grid (for example '
-                     "<code>sparsebench run grids/quick.toml --out results</code>) and build the site again.</p>")
-        return _page(title, "\n".join(parts), generated=generated)
-    n_runs = len(rows)
-    parts.append(f"<p class=\"note\">{len(agg)} rows from {n_runs} runs. Top-1 = final-epoch test accuracy, "
-                 "mean ± sample std (ddof = 1) over seeds; rank within task and sparsity on the mean rounded "
-                 "to 2 decimals, ties share the lowest rank; Δ dense = mean − dense mean of the same task "
-                 "and optimiser (percentage points); train FLOPs / time relative to dense training.</p>")
-    parts.append("<p>Download: " + ", ".join(f'<a href="{e(x)}">{e(x)}</a>' for x in exports) + "</p>")
-    fams = [f for f in FAMILY_LABELS if f in set(agg["family"])] + \
-        sorted(set(agg["family"]) - set(FAMILY_LABELS))
-    ctl = ['<div class="controls" role="search"><strong>Family:</strong>']
-    for f in fams:
-        ctl.append(f'<label><input type="checkbox" class="family-filter" value="{e(f)}" checked> '
-                   f'{e(FAMILY_LABELS.get(f, f))}</label>')
-    ctl.append('<label>Search: <input type="search" id="search" placeholder="method name" '
-               'autocomplete="off"></label></div>')
-    parts.append("".join(ctl))
-    tasks = list(dict.fromkeys(agg["task"]))
-    parts.append("<p>Tasks: " + " ".join(f'<a href="#task-{e(slugify(t))}-{_h(t)}">{e(t)}</a>' for t in tasks) + "</p>")
+        return _render("index.html", page_title=title, title=title, empty=True, generated=generated)
     multi_opt = agg["optimizer"].nunique() > 1
     show_pub = not pub.empty
     first_of = rows.drop_duplicates("method").set_index("method")
-    for task in tasks:
+    head = [("rank", "num", "Rank"), ("method", "text", "Method"), ("family", "text", "Family")]
+    if multi_opt:
+        head.append(("optimizer", "text", "Optimiser"))
+    head += [(k, "num", label) for k, label in INDEX_NUMBERS]
+    if show_pub:
+        head.append(("published", "num", "Published top-1"))
+    head.append(("runs", "num", "Runs"))
+    tasks = []
+    for task in dict.fromkeys(agg["task"]):
         sub_t = agg[agg["task"] == task]
         task_names = {task, str(rows.loc[rows["task"] == task, "task_name"].iloc[0])}
-        parts.append(f'<section class="task" id="task-{e(slugify(task))}-{_h(task)}"><h2>{e(task)}</h2>')
+        sections = []
         for sp in sorted(set(sub_t["target_sparsity"])):
-            sub = sub_t[sub_t["target_sparsity"] == sp]
-            sid = f"t-{slugify(task)}-{_h(task)}-s{_pct(sp).replace('.', '_')}"
-            parts.append(f'<div class="table-wrap"><h3 id="{e(sid)}">sparsity {e(_pct(sp))} %</h3>')
-            head = [("rank", "num", "Rank"), ("method", "text", "Method"), ("family", "text", "Family")]
-            if multi_opt:
-                head.append(("optimizer", "text", "Optimiser"))
-            head += [("top1", "num", "Top-1 (%)"), ("std", "num", "± std"), ("ci", "num", "95 % CI"),
-                     ("seeds", "num", "Seeds"),
-                     ("gap", "num", "Δ dense"), ("achieved", "num", "Achieved (%)"),
-                     ("flops", "num", "Train FLOPs (× dense)"), ("time", "num", "Train time (× dense)"),
-                     ("collapsed", "num", "Collapsed"), ("divfail", "num", "Diverged / failed")]
-            if show_pub:
-                head.append(("published", "num", "Published top-1"))
-            head.append(("runs", "num", "Runs"))
-            parts.append('<table class="lb sortable"><thead><tr>' + "".join(
-                f'<th data-col="{k}" data-type="{t}"{" class=num" if t == "num" and k not in ("published",) else ""}>'
-                f'{e(lbl)}</th>' for k, t, lbl in head) + "</tr></thead><tbody>")
-            for r in sub.to_dict("records"):
+            out_rows = []
+            for r in sub_t[sub_t["target_sparsity"] == sp].to_dict("records"):
                 method = str(r["method"])
-                href = f"methods/{pages[method]}#{_anchor(task, r['target_sparsity'], r['optimizer'])}"
                 names = _match_names({**r, "base_method": first_of.at[method, "base_method"]})
                 hits = _published_match(pub, task_names, names, r["target_sparsity"]) if show_pub else []
-                cells = [
-                    f'<td class="num" data-sort="{_sort_attr(r["rank"])}">{"—" if pd.isna(r["rank"]) else int(r["rank"])}</td>',
-                    f'<td class="method"><a href="{e(href)}">{e(method)}</a></td>',
-                    f'<td data-sort="{e(r["family"])}">{_fam_badge(r["family"])}</td>',
-                ]
-                if multi_opt:
-                    cells.append(f"<td>{e(r['optimizer'])}</td>")
-                cells += [
-                    f'<td class="num" data-sort="{_sort_attr(r["top1_mean"])}">{_fmt(r["top1_mean"])}</td>',
-                    f'<td class="num" data-sort="{_sort_attr(r["top1_std"])}">{_fmt(r["top1_std"])}</td>',
-                    f'<td class="num" data-sort="{_sort_attr(r["top1_ci_lo"])}">{_ci(r)}</td>',
-                    f'<td class="num">{int(r["seeds"])}</td>',
-                    f'<td class="num" data-sort="{_sort_attr(r["gap_to_dense"])}">{_fmt(r["gap_to_dense"], "+.2f")}</td>',
-                    f'<td class="num" data-sort="{_sort_attr(r["achieved_sparsity"])}">{_fmt(100 * _num(r["achieved_sparsity"]))}</td>',
-                    f'<td class="num" data-sort="{_sort_attr(r["train_flops_rel"])}">{_fmt(r["train_flops_rel"], ".3f")}</td>',
-                    f'<td class="num" data-sort="{_sort_attr(r["train_time_rel"])}">{_fmt(r["train_time_rel"])}</td>',
-                    f'<td class="num">{int(r["collapsed"])}</td>',
-                    f'<td class="num" data-sort="{int(r["diverged"]) + int(r["failed"])}">{int(r["diverged"])} / {int(r["failed"])}</td>',
-                ]
-                if show_pub:
-                    cells.append(f'<td data-sort="{_sort_attr(hits[0]["top1"]) if hits else ""}">{_published_text(hits)}</td>')
-                cells.append(f'<td class="num" data-sort="{len(r["run_ids"])}"><a href="{e(href)}" '
-                             f'title="{e(" ".join(r["run_ids"]))}">{len(r["run_ids"])}</a></td>')
-                parts.append(f'<tr data-family="{e(r["family"])}" data-method="{e(method)}">' + "".join(cells) + "</tr>")
-            parts.append('</tbody></table><p class="no-match muted" hidden>No rows match the filters.</p></div>')
-        parts.append("</section>")
-    parts.append('<section id="methods"><h2>Methods</h2><ul>')
-    for method in sorted(pages):
-        fam = first_of.at[method, "family"]
-        parts.append(f'<li><a href="methods/{e(pages[method])}">{e(method)}</a> {_fam_badge(fam)}</li>')
-    parts.append("</ul></section>")
-    return _page(title, "\n".join(parts), generated=generated)
+                out_rows.append({
+                    "family": r["family"], "method": method, "optimizer": r["optimizer"],
+                    "href": f"methods/{pages[method]}#{_anchor(task, r['target_sparsity'], r['optimizer'])}",
+                    "rank": _rank(r), "rank_sort": _sort_attr(r["rank"]), "numbers": _index_numbers(r),
+                    "hits": _hits(hits), "pub_sort": _sort_attr(hits[0]["top1"]) if hits else "",
+                    "run_ids": list(r["run_ids"])})
+            sections.append({"id": f"t-{slugify(task)}-{_h(task)}-s{_pct(sp).replace('.', '_')}", "pct": _pct(sp),
+                             "rows": out_rows})
+        tasks.append({"name": task, "id": f"task-{slugify(task)}-{_h(task)}", "sections": sections})
+    families = [f for f in FAMILY_LABELS if f in set(agg["family"])] + sorted(set(agg["family"]) - set(FAMILY_LABELS))
+    methods = [{"name": m, "page": pages[m], "family": first_of.at[m, "family"]} for m in sorted(pages)]
+    return _render("index.html", page_title=title, title=title, empty=False, n_rows=len(agg), n_runs=len(rows),
+                   exports=list(exports), families=families, tasks=tasks, head=head, multi_opt=multi_opt,
+                   show_pub=show_pub, methods=methods, generated=generated)
 
 
 def _h(text: Any) -> str:
@@ -399,12 +376,10 @@ def _anchor(task: str, sparsity: Any, optimizer: Any) -> str:
     return f"r-{slugify(task)}-{_h(task)}-{_pct(sparsity).replace('.', '_')}-{slugify(optimizer)}"
 
 
-def _args_table(title: str, args: Any) -> str:
-    if not isinstance(args, Mapping) or not args:
-        return f"<p><strong>{e(title)}</strong>: none</p>"
-    body = "".join(f"<tr><td><code>{e(k)}</code></td><td><code>{e(_short(v))}</code></td></tr>"
-                   for k, v in sorted(args.items(), key=lambda kv: str(kv[0])))
-    return f"<p><strong>{e(title)}</strong></p><table class=\"args\"><tbody>{body}</tbody></table>"
+def _arg_items(args: Any) -> list[tuple[str, str]]:
+    if not isinstance(args, Mapping):
+        return []
+    return [(str(k), _short(v)) for k, v in sorted(args.items(), key=lambda kv: str(kv[0]))]
 
 
 def _short(v: Any) -> str:
@@ -426,14 +401,15 @@ def _curve_means(run_ids: Iterable[str], curves: Mapping[str, Sequence[Mapping[s
     return xs, [float(np.mean(per_epoch[x])) for x in xs]
 
 
-def _graphon_section(mrows: pd.DataFrame, method: str, task: str, out: _Output, stem: str) -> str:
+def _graphon_section(mrows: pd.DataFrame, method: str, task: str, out: _Output, stem: str) -> dict | None:
+    """Figures and the scalar table of the graphon summaries of ``mrows`` (None: there are none)."""
     ok = mrows[(mrows["status"] == "ok") & mrows["graphon"].map(lambda g: isinstance(g, Mapping) and bool(g))] \
         if "graphon" in mrows.columns else mrows.iloc[0:0]
     if ok.empty:
-        return ('<p class="muted">No graphon summary for these runs (run the grid with '
-                "<code>analysis = { graphon = true }</code> to get one).</p>")
-    parts = []
+        return None
+    sec: dict[str, Any] = {"layers": None, "matrices": [], "ntk": None, "scalars": []}
     sparsities = sorted(set(ok["target_sparsity"]))
+    sec["sparsities"] = [_pct(s) for s in sparsities]
     cols = [f"{_pct(s)}%" for s in sparsities]
     layers: list[str] = []
     for g in ok["graphon"]:
@@ -458,8 +434,7 @@ def _graphon_section(mrows: pd.DataFrame, method: str, task: str, out: _Output, 
                             {"layers": layers, "cols": cols, "stats": {k: v.tolist() for k, v in stats.items()},
                              "title": f"{method} — {task}"},
                             functools.partial(plots.layer_heatmaps, layers, cols, stats, f"{method} — {task}"))
-            parts.append(f'<p>Per-layer graphon statistics (mean over seeds; rows = layers, columns = target '
-                         f'sparsity):</p><img class="plot" src="../{e(rel)}" alt="{e("graphon layer statistics of " + method)}">')
+            sec["layers"] = _figure(rel, "graphon layer statistics of " + method)
     # step graphons, where the summary holds the matrices themselves
     for s in sparsities:
         g = ok.loc[ok["target_sparsity"] == s, "graphon"].iloc[0]
@@ -473,7 +448,7 @@ def _graphon_section(mrows: pd.DataFrame, method: str, task: str, out: _Output, 
                 t = f"{lname} at {_pct(s)}%"
                 rel = out.image(f"img/{stem}-graphon-{slugify(lname)}-{_h(lname)}-{_pct(s).replace('.', '_')}.png",
                                 {"m": arr.tolist(), "t": t}, functools.partial(plots.graphon_matrix, arr, t))
-                parts.append(f'<img class="plot" src="../{e(rel)}" alt="{e("step graphon " + t)}">')
+                sec["matrices"].append(_figure(rel, "step graphon " + t))
     spectra = []
     for s in sparsities:
         eigs = [g.get("ntk_eigenvalues") for g in ok.loc[ok["target_sparsity"] == s, "graphon"]]
@@ -483,24 +458,19 @@ def _graphon_section(mrows: pd.DataFrame, method: str, task: str, out: _Output, 
     if spectra:
         rel = out.image(f"img/{stem}-ntk.png", {"s": spectra, "t": f"{method} — {task}"},
                         functools.partial(plots.ntk_spectrum, spectra, f"Graphon NTK spectrum — {task}"))
-        parts.append(f'<img class="plot" src="../{e(rel)}" alt="{e("NTK spectrum of " + method)}">')
-    else:
-        parts.append('<p class="muted">No NTK spectrum in the graphon summaries of these runs.</p>')
-    scalar_keys = sorted({k for g in ok["graphon"] for k, v in g.items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    if scalar_keys:
-        head = "".join(f'<th class="num">{e(_pct(s))} %</th>' for s in sparsities)
-        body = []
-        for k in scalar_keys:
-            vals = []
-            for s in sparsities:
-                xs = [_num(g.get(k)) for g in ok.loc[ok["target_sparsity"] == s, "graphon"]]
-                xs = [x for x in xs if math.isfinite(x)]
-                vals.append(f'<td class="num">{_fmt(np.mean(xs), ".4g") if xs else "—"}</td>')
-            body.append(f"<tr><td><code>{e(k)}</code></td>{''.join(vals)}</tr>")
-        parts.append(f"<table><thead><tr><th>summary (mean over seeds)</th>{head}</tr></thead>"
-                     f"<tbody>{''.join(body)}</tbody></table>")
-    return "\n".join(parts)
+        sec["ntk"] = _figure(rel, "NTK spectrum of " + method)
+    for k in sorted({k for g in ok["graphon"] for k, v in g.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}):
+        vals = []
+        for s in sparsities:
+            xs = [_num(g.get(k)) for g in ok.loc[ok["target_sparsity"] == s, "graphon"]]
+            xs = [x for x in xs if math.isfinite(x)]
+            vals.append(_fmt(np.mean(xs), ".4g") if xs else "—")
+        sec["scalars"].append((k, vals))
+    return sec
+
+
+NUMBERS_HEAD = ["sparsity (%)", "rank", "top-1 (%) ± std [95 % CI]", "seeds", "Δ dense", "achieved (%)",
+                "train FLOPs (× dense)", "collapsed", "diverged / failed", "published", "run ids"]
 
 
 def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.DataFrame,
@@ -509,28 +479,17 @@ def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.Dat
     mrows = rows[rows["method"] == method]
     first = mrows.iloc[0]
     stem = page_name(method)[:-5]
-    parts = [f"<h1>{e(method)}</h1>",
-             f"<p>{_fam_badge(first['family'])} pruner <code>{e(first['pruner'])}</code>"
-             + (f", allocation <code>{e(first['allocation'])}</code>" if first["family"] != "dense" else "")
-             + f", reparam <code>{e(first['reparam'])}</code></p>"]
-    if info:
-        if info.get("description"):
-            parts.append(f'<p class="description">{e(info["description"])}</p>')
-        paper, url = info.get("paper"), _safe_url(info.get("url"))
-        if paper or info.get("url"):  # a URL that is not http(s) is shown as text, never linked
-            link = f' <a href="{e(url)}" rel="noopener noreferrer">{e(url)}</a>' if url else \
-                (f" <code>{e(info.get('url'))}</code>" if info.get("url") else "")
-            parts.append(f"<p>Source: {e(paper or '')}{link}</p>")
-    parts.append(_args_table("Pruner hyperparameters", first["pruner_args"]))
-    parts.append(_args_table("Allocation options", first["allocation_args"]))
+    arg_tables = [("Pruner hyperparameters", _arg_items(first["pruner_args"])),
+                  ("Allocation options", _arg_items(first["allocation_args"]))]
     if first["family"] == "reparam":
-        parts.append(_args_table("Reparam hyperparameters", first["reparam_args"]))
+        arg_tables.append(("Reparam hyperparameters", _arg_items(first["reparam_args"])))
     magg = agg[agg["method"] == method]
-    for task in list(dict.fromkeys(magg["task"])):
+    names = _match_names({**first.to_dict(), "method": method})
+    tasks = []
+    for task in dict.fromkeys(magg["task"]):
         tag = agg[agg["task"] == task]
-        task_rows = rows[rows["task"] == task]
-        task_names = {task, str(task_rows["task_name"].iloc[0])}
-        parts.append(f'<section><h2 id="task-{e(slugify(task))}-{_h(task)}">{e(task)}</h2>')
+        task_names = {task, str(rows.loc[rows["task"] == task, "task_name"].iloc[0])}
+        optimizers = []
         for opt in sorted(set(magg.loc[magg["task"] == task, "optimizer"])):
             tag_o = tag[tag["optimizer"] == opt]
             series = []
@@ -541,96 +500,76 @@ def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.Dat
                 series.append({"method": str(m), "x": [100 * float(x) for x in sub["target_sparsity"]],
                                "y": [float(y) for y in sub["top1_mean"]], "err": [float(y) for y in sub["top1_std"]]})
             mine = magg[(magg["task"] == task) & (magg["optimizer"] == opt)].sort_values("target_sparsity")
-            names = _match_names({**first.to_dict(), "method": method})
             pub_pts = [{"x": 100 * float(sp), "y": float(h["top1"]), "source": str(h["source"])}
                        for sp in mine["target_sparsity"] for h in _published_match(pub, task_names, names, sp)]
             dense = tag_o["dense_top1"].dropna()
             dense_v = float(dense.iloc[0]) if len(dense) else None
+            figure = None
             if first["family"] != "dense" and any(s["method"] == method for s in series):
                 ptitle = f"{task} ({opt})"
                 rel = out.image(f"img/{stem}-{slugify(task)}-{_h(task)}-{slugify(opt)}-acc.png",
                                 {"series": series, "h": method, "t": ptitle, "d": dense_v, "p": pub_pts},
                                 functools.partial(plots.accuracy_vs_sparsity, series, method, ptitle, dense_v, pub_pts))
-                parts.append(f'<img class="plot acc" src="../{e(rel)}" alt="{e("top-1 vs sparsity, " + method + ", " + task)}">')
-            # numbers behind the plot
-            head = ["sparsity (%)", "rank", "top-1 (%) ± std [95 % CI]", "seeds", "Δ dense", "achieved (%)", "train FLOPs (× dense)",
-                    "collapsed", "diverged / failed", "published", "run ids"]
-            body = []
-            for r in mine.to_dict("records"):
-                hits = _published_match(pub, task_names, names, r["target_sparsity"])
-                body.append(
-                    f'<tr id="{e(_anchor(task, r["target_sparsity"], opt))}"><td class="num">{e(_pct(r["target_sparsity"]))}</td>'
-                    f'<td class="num">{"—" if pd.isna(r["rank"]) else int(r["rank"])}</td>'
-                    f'<td class="num">{_top1_cell(r)}</td><td class="num">{int(r["seeds"])}</td>'
-                    f'<td class="num">{_fmt(r["gap_to_dense"], "+.2f")}</td>'
-                    f'<td class="num">{_fmt(100 * _num(r["achieved_sparsity"]))}</td>'
-                    f'<td class="num">{_fmt(r["train_flops_rel"], ".3f")}</td><td class="num">{int(r["collapsed"])}</td>'
-                    f'<td class="num">{int(r["diverged"])} / {int(r["failed"])}</td><td>{_published_text(hits) or "—"}</td>'
-                    f'<td>{" ".join(f"<code class=runid>{e(x)}</code>" for x in r["run_ids"])}</td></tr>')
-            parts.append(f"<h3>Numbers ({e(opt)})</h3><table><thead><tr>"
-                         + "".join(f"<th>{e(h)}</th>" for h in head) + f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
+                figure = _figure(rel, "top-1 vs sparsity, " + method + ", " + task)
+            numbers = [{"anchor": _anchor(task, r["target_sparsity"], opt),
+                        "cells": [_pct(r["target_sparsity"]), _rank(r), _top1_cell(r), str(int(r["seeds"])),
+                                  _fmt(r["gap_to_dense"], "+.2f"), _fmt(100 * _num(r["achieved_sparsity"])),
+                                  _fmt(r["train_flops_rel"], ".3f"), str(int(r["collapsed"])),
+                                  f"{int(r['diverged'])} / {int(r['failed'])}"],
+                        "hits": _hits(_published_match(pub, task_names, names, r["target_sparsity"])),
+                        "run_ids": list(r["run_ids"])} for r in mine.to_dict("records")]
+            optimizers.append({"optimizer": opt, "figure": figure, "rows": numbers})
         trows = mrows[mrows["task"] == task]
         flips = []
         for sp in sorted(set(trows["target_sparsity"])):
             cm = _curve_means(sorted(trows.loc[trows["target_sparsity"] == sp, "run_id"]), curves)
             if cm:
                 flips.append({"label": f"{_pct(sp)}%", "epoch": cm[0], "flips": cm[1]})
-        parts.append("<h3>Sign flips over training</h3>")
+        flips_fig = None
         if flips:
             rel = out.image(f"img/{stem}-{slugify(task)}-{_h(task)}-flips.png", {"f": flips, "t": task},
                             functools.partial(plots.sign_flips, flips, f"{method} — {task} (mean over seeds)"))
-            parts.append(f'<img class="plot flips" src="../{e(rel)}" alt="{e("sign flips, " + method + ", " + task)}">')
-        else:
-            parts.append('<p class="muted">No training curves were given for these runs.</p>')
-        parts.append("<h3>Graphon and NTK</h3>")
-        parts.append(_graphon_section(trows, method, task, out, f"{stem}-{slugify(task)}-{_h(task)}"))
-        parts.append("<h3>Runs</h3><table><thead><tr><th>run id</th><th>sparsity (%)</th><th>seed</th><th>status</th>"
-                     "<th>final top-1 (%)</th><th>achieved (%)</th><th>spec</th></tr></thead><tbody>")
-        for r in trows.sort_values(["target_sparsity", "seed", "run_id"]).to_dict("records"):
-            spec = r.get("spec")
-            reason = f' <span class="muted">{e(r.get("reason"))}</span>' if r.get("reason") else ""
-            parts.append(
-                f'<tr><td><code class="runid">{e(r["run_id"])}</code></td><td class="num">{e(_pct(r["target_sparsity"]))}</td>'
-                f'<td class="num">{e(r["seed"])}</td><td>{e(r["status"])}{reason}</td>'
-                f'<td class="num">{_fmt(r["final_top1"])}</td><td class="num">{_fmt(100 * _num(r["achieved_sparsity"]))}</td>'
-                f'<td><details><summary>spec</summary><pre>{e(_json(spec))}</pre></details></td></tr>')
-        parts.append("</tbody></table></section>")
-    return _page(f"{method} — {title}", "\n".join(parts), depth=1)
+            flips_fig = _figure(rel, "sign flips, " + method + ", " + task)
+        runs = [{"run_id": r["run_id"], "pct": _pct(r["target_sparsity"]), "seed": r["seed"], "status": r["status"],
+                 "reason": r.get("reason") or "", "top1": _fmt(r["final_top1"]),
+                 "achieved": _fmt(100 * _num(r["achieved_sparsity"])), "spec": _json(r.get("spec"))}
+                for r in trows.sort_values(["target_sparsity", "seed", "run_id"]).to_dict("records")]
+        tasks.append({"name": task, "id": f"task-{slugify(task)}-{_h(task)}", "optimizers": optimizers,
+                      "flips": flips_fig, "graphon": _graphon_section(trows, method, task, out,
+                                                                      f"{stem}-{slugify(task)}-{_h(task)}"),
+                      "runs": runs})
+    raw_url = info.get("url") if info else None
+    return _render("method.html", up="../", page_title=f"{method} — {title}", method=method, family=first["family"],
+                   pruner=first["pruner"], allocation=first["allocation"] if first["family"] != "dense" else None,
+                   reparam=first["reparam"], description=(info or {}).get("description") or "",
+                   paper=(info or {}).get("paper") or "", url=_safe_url(raw_url), raw_url=raw_url or "",
+                   author=(info or {}).get("author") or "", version=(info or {}).get("version") or "",
+                   arg_tables=arg_tables, tasks=tasks, numbers_head=NUMBERS_HEAD)
 
 
 def _pairs_page(rows: pd.DataFrame, agg: pd.DataFrame, out: _Output, title: str) -> bytes:
-    parts = ["<h1>Pruner × reparam</h1>",
-             "<p class=\"note\">Cell = top-1 mean of pruner + reparam minus the top-1 mean of the same pruner "
-             "(same hyperparameters, task, optimiser and sparsity) with plain weights, in percentage points. "
-             "Blank: no plain run to compare with.</p>"]
-    if agg.empty or not (agg["family"] == "reparam").any():
-        parts.append('<p class="empty">No reparam runs yet: add <code>[[reparams]]</code> to a grid.</p>')
-        return _page(f"Pruner × reparam — {title}", "\n".join(parts))
-    base_of = rows.drop_duplicates("method").set_index("method")["base_method"].to_dict()
-    a = agg.assign(base=agg["method"].map(base_of))
-    a["variant"] = [m[len(b):] if f == "reparam" else "none" for m, b, f in zip(a["method"], a["base"], a["family"])]
-    for (task, opt, sp), sub in a.groupby(["task", "optimizer", "target_sparsity"], sort=True):
-        if not (sub["family"] == "reparam").any():
-            continue
-        plain = sub[sub["family"] != "reparam"].set_index("base")["top1_mean"].to_dict()
-        rep = sub[sub["family"] == "reparam"]
-        prs = sorted(set(rep["base"]))
-        cols = sorted(set(rep["variant"]))
-        gap = np.full((len(prs), len(cols)), np.nan)
-        for r in rep.itertuples():
-            base_v = _num(plain.get(r.base))
-            gap[prs.index(r.base), cols.index(r.variant)] = _num(r.top1_mean) - base_v
-        label = f"{task} — {opt} — sparsity {_pct(sp)} %"
-        parts.append(f"<h2>{e(label)}</h2>")
-        rel = out.image(f"img/pairs-{slugify(task)}-{_h(task)}-{slugify(opt)}-{_pct(sp).replace('.', '_')}.png",
-                        {"r": prs, "c": cols, "g": gap.tolist(), "t": label},
-                        functools.partial(plots.pairs_heatmap, prs, cols, gap, label))
-        parts.append(f'<img class="plot" src="{e(rel)}" alt="{e("pruner × reparam gaps, " + label)}">')
-        body = "".join(f"<tr><th>{e(p)}</th>" + "".join(f'<td class="num">{_fmt(gap[i, j], "+.2f")}</td>'
-                                                        for j in range(len(cols))) + "</tr>" for i, p in enumerate(prs))
-        parts.append("<table><thead><tr><th>pruner</th>" + "".join(f"<th>{e(c)}</th>" for c in cols)
-                     + f"</tr></thead><tbody>{body}</tbody></table>")
-    return _page(f"Pruner × reparam — {title}", "\n".join(parts))
+    blocks = []
+    if not agg.empty and (agg["family"] == "reparam").any():
+        base_of = rows.drop_duplicates("method").set_index("method")["base_method"].to_dict()
+        a = agg.assign(base=agg["method"].map(base_of))
+        a["variant"] = [m[len(b):] if f == "reparam" else "none" for m, b, f in zip(a["method"], a["base"], a["family"])]
+        for (task, opt, sp), sub in a.groupby(["task", "optimizer", "target_sparsity"], sort=True):
+            if not (sub["family"] == "reparam").any():
+                continue
+            plain = sub[sub["family"] != "reparam"].set_index("base")["top1_mean"].to_dict()
+            rep = sub[sub["family"] == "reparam"]
+            prs = sorted(set(rep["base"]))
+            cols = sorted(set(rep["variant"]))
+            gap = np.full((len(prs), len(cols)), np.nan)
+            for r in rep.itertuples():
+                gap[prs.index(r.base), cols.index(r.variant)] = _num(r.top1_mean) - _num(plain.get(r.base))
+            label = f"{task} — {opt} — sparsity {_pct(sp)} %"
+            rel = out.image(f"img/pairs-{slugify(task)}-{_h(task)}-{slugify(opt)}-{_pct(sp).replace('.', '_')}.png",
+                            {"r": prs, "c": cols, "g": gap.tolist(), "t": label},
+                            functools.partial(plots.pairs_heatmap, prs, cols, gap, label))
+            blocks.append({"label": label, "figure": _figure(rel, "pruner × reparam gaps, " + label), "cols": cols,
+                           "rows": [(p, [_fmt(gap[i, j], "+.2f") for j in range(len(cols))]) for i, p in enumerate(prs)]})
+    return _render("pairs.html", page_title=f"Pruner × reparam — {title}", blocks=blocks)
 
 
 # --------------------------------------------------------------------------------------------------- API

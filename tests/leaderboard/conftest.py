@@ -135,7 +135,8 @@ PUBLISHED = [{"task": "toy", "method": "magnitude", "sparsity": 0.9, "top1": 88.
              {"task": EVIL_TASK, "method": EVIL_PRUNER, "sparsity": 0.5, "top1": 77.0,
               "source": "<img src=y onerror=alert(8)>"}]
 PRUNER_INFO = {EVIL_PRUNER: {"description": EVIL_DESC, "paper": "<a href=javascript:alert(6)>paper</a>",
-                             "url": "javascript:alert(7)"}}
+                             "url": "javascript:alert(7)", "author": "\u202eevil <script>alert(9)</script>",
+                             "version": '1" onerror="alert(10)'}}
 SITE_EPOCH = "1000000000"
 
 

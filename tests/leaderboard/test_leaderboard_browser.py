@@ -137,6 +137,7 @@ def test_site_in_headless_chromium(served, synth):
             page.goto(base + "methods/" + page_name(f"{synth.EVIL_PRUNER}/{synth.EVIL_ALLOC}"), wait_until="load")
             text = _check_safe(page, "hostile method page")
             assert synth.EVIL_PRUNER in text and synth.EVIL_DESC in text and "javascript:alert(7)" in text
+            assert "\u202eevil <script>alert(9)</script>" in text and '1" onerror="alert(10)' in text  # author, version
             page.screenshot(path=str(shots / "leaderboard-hostile.png"), full_page=True)
             page.goto(base + "pairs.html", wait_until="load")
             _check_safe(page, "pairs")
