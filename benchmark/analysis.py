@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from graphon.estimate import METHODS, estimate
+from graphon.estimate import METHODS
 from graphon.ntk import masks_ntk, mlp_coverage
 from graphon.spectrum import spectrum_metrics
 from graphon.summary import summarize_masks
