@@ -110,6 +110,33 @@ def accuracy_vs_sparsity(series: Sequence[dict], highlight: str, title: str,
         return _png(fig)
 
 
+def task_accuracy(series: Sequence[dict], title: str, dense: float | None = None) -> bytes:
+    """Top-1 vs target sparsity for every method of a task: the mean over seeds as a line, its 95 %
+    t-interval as a band (none with one seed), the dense mean dashed.
+
+    Args:
+        series: ``{"method", "x" (sparsity %), "y" (mean %), "lo", "hi" (interval, NaN without one)}``.
+    """
+    with matplotlib.rc_context(RC):
+        fig = _figure(7.0, 4.2, constrained=False)
+        ax = fig.add_subplot()
+        cmap = matplotlib.colormaps["tab20" if len(series) > 10 else "tab10"]
+        for i, s in enumerate(series):
+            color = cmap(i % cmap.N)
+            ax.plot(s["x"], s["y"], "-o", ms=3, lw=1.4, color=color, label=s["method"])
+            lo, hi = np.asarray(s["lo"], dtype=float), np.asarray(s["hi"], dtype=float)
+            if np.isfinite(lo).any():
+                ax.fill_between(s["x"], lo, hi, color=color, alpha=0.15, lw=0)
+        if dense is not None and math.isfinite(dense):
+            ax.axhline(dense, ls="--", color="black", lw=1, label=f"dense {dense:.2f}")
+        ax.set_xlabel("target sparsity (%)")
+        ax.set_ylabel("final top-1 (%), band: 95 % CI")
+        ax.set_title(title)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+        fig.subplots_adjust(right=0.68)
+        return _png(fig)
+
+
 def sign_flips(curves: Sequence[dict], title: str) -> bytes:
     """Kept weights whose sign differs from initialisation, per epoch; one line per sparsity.
 
@@ -183,20 +210,23 @@ def ntk_spectrum(spectra: Sequence[dict], title: str) -> bytes:
         return _png(fig)
 
 
-def pairs_heatmap(rows: Sequence[str], cols: Sequence[str], gap: np.ndarray, title: str) -> bytes:
-    """Top-1 gap of pruner + reparam to the pruner's plain run: diverging colours centred at 0, values printed."""
+def pairs_heatmap(rows: Sequence[str], cols: Sequence[str], gap: np.ndarray, title: str,
+                  labels: Sequence[Sequence[str]] | None = None) -> bytes:
+    """Paired top-1 gain of pruner + reparam over the pruner's plain run: diverging colours centred at 0,
+    ``labels`` (e.g. ``+0.33 [+0.26, +0.40]*``) or the values printed in the cells."""
     data = np.asarray(gap, dtype=float)
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     lim = max(lim, 0.5)  # all-zero or tiny gaps: a ±0.5 pp scale, not a 1e-9 one
     with matplotlib.rc_context({**RC, "axes.grid": False}):
-        fig = _figure(1.6 + 1.1 * max(len(cols), 2), 1.0 + 0.4 * max(len(rows), 2))
+        fig = _figure(1.6 + (2.0 if labels is not None else 1.1) * max(len(cols), 2), 1.0 + 0.4 * max(len(rows), 2))
         ax = fig.add_subplot()
         im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto",
                        interpolation="nearest")
         for i in range(data.shape[0]):
             for j in range(data.shape[1]):
                 if math.isfinite(data[i, j]):
-                    ax.text(j, i, f"{data[i, j]:+.2f}", ha="center", va="center", fontsize=8)
+                    text = labels[i][j] if labels is not None else f"{data[i, j]:+.2f}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7 if labels is not None else 8)
         ax.set_xticks(range(len(cols)), list(cols), rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
         ax.set_title(title)

@@ -45,7 +45,7 @@ import pandas as pd
 
 from benchmark.runfolder import atomic_write_bytes
 from leaderboard import plots
-from leaderboard.table import add_method, aggregate, export_table, format_table, has_parquet
+from leaderboard.table import add_method, aggregate, export_table, format_table, has_parquet, paired_gains
 
 MANIFEST = ".leaderboard-manifest.json"
 GENERATED_PREFIX = '<p class="generated">Generated: '
@@ -327,8 +327,57 @@ def _index_numbers(r: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     ]
 
 
+def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """True when the 95 % intervals of two rows overlap (False when either has none: one seed)."""
+    lo_a, hi_a, lo_b, hi_b = (_num(a["top1_ci_lo"]), _num(a["top1_ci_hi"]), _num(b["top1_ci_lo"]), _num(b["top1_ci_hi"]))
+    return all(math.isfinite(v) for v in (lo_a, hi_a, lo_b, hi_b)) and lo_b <= hi_a and hi_b >= lo_a
+
+
+def _best_rows(sub_t: pd.DataFrame, href: Callable[[Mapping[str, Any]], str], multi_opt: bool) -> list[dict]:
+    """Per target sparsity: the method with the highest mean, its interval, and every method whose
+    interval overlaps it (not distinguishable from the best with these seeds)."""
+    out = []
+    for sp in sorted(set(sub_t["target_sparsity"])):
+        s = sub_t[(sub_t["target_sparsity"] == sp) & np.isfinite(sub_t["top1_mean"].astype(float))]
+        if s.empty:
+            continue
+        recs = s.sort_values(["top1_mean", "method"], ascending=[False, True]).to_dict("records")
+        best = recs[0]
+
+        def name(r: Mapping[str, Any]) -> str:
+            return f"{r['method']} ({r['optimizer']})" if multi_opt else str(r["method"])
+
+        out.append({"pct": _pct(sp), "method": name(best), "href": href(best), "top1": _top1_cell(best),
+                    "ties": [{"method": name(r), "href": href(r)} for r in recs[1:] if _overlaps(best, r)],
+                    "n": len(recs), "has_ci": math.isfinite(_num(best["top1_ci_lo"]))})
+    return out
+
+
+def _task_figure(sub_t: pd.DataFrame, task: str, multi_opt: bool, out: _Output) -> dict[str, str] | None:
+    series = []
+    for (m, opt), sub in sub_t.groupby(["method", "optimizer"], sort=True):
+        sub = sub[np.isfinite(sub["top1_mean"].astype(float)) & (sub["target_sparsity"].astype(float) > 0)]
+        if sub.empty or (sub["family"] == "dense").all():   # dense (and dense + reparam): the dashed line
+            continue
+        sub = sub.sort_values("target_sparsity")
+        series.append({"method": f"{m} ({opt})" if multi_opt else str(m),
+                       "x": [100 * float(x) for x in sub["target_sparsity"]], "y": [float(y) for y in sub["top1_mean"]],
+                       "lo": [_num(v) for v in sub["top1_ci_lo"]], "hi": [_num(v) for v in sub["top1_ci_hi"]]})
+    if not series:
+        return None
+    dense = sub_t["dense_top1"].dropna()
+    dense_v = float(dense.iloc[0]) if len(dense) else None
+    rel = out.image(f"img/task-{slugify(task)}-{_h(task)}-acc.png", {"s": series, "t": task, "d": dense_v},
+                    functools.partial(plots.task_accuracy, series, f"{task}: top-1 against sparsity", dense_v))
+    return _figure(rel, f"top-1 against sparsity of every method on {task}, with 95 % intervals")
+
+
+def _facet(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict[str, str],
-           generated: str, exports: Sequence[str], title: str) -> bytes:
+           generated: str, exports: Sequence[str], title: str, out: _Output) -> bytes:
     if agg.empty:
         return _render("index.html", page_title=title, title=title, empty=True, generated=generated)
     multi_opt = agg["optimizer"].nunique() > 1
@@ -341,10 +390,16 @@ def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict
     if show_pub:
         head.append(("published", "num", "Published top-1"))
     head.append(("runs", "num", "Runs"))
+    facets = {k: first_of[k].map(_facet) if k in first_of.columns else pd.Series("", index=first_of.index)
+              for k in ("pruner", "reparam", "schedule")}
     tasks = []
     for task in dict.fromkeys(agg["task"]):
         sub_t = agg[agg["task"] == task]
         task_names = {task, str(rows.loc[rows["task"] == task, "task_name"].iloc[0])}
+
+        def href(r: Mapping[str, Any], _task: str = task) -> str:
+            return f"methods/{pages[r['method']]}#{_anchor(_task, r['target_sparsity'], r['optimizer'])}"
+
         sections = []
         for sp in sorted(set(sub_t["target_sparsity"])):
             out_rows = []
@@ -354,18 +409,20 @@ def _index(agg: pd.DataFrame, rows: pd.DataFrame, pub: pd.DataFrame, pages: dict
                 hits = _published_match(pub, task_names, names, r["target_sparsity"]) if show_pub else []
                 out_rows.append({
                     "family": r["family"], "method": method, "optimizer": r["optimizer"],
-                    "href": f"methods/{pages[method]}#{_anchor(task, r['target_sparsity'], r['optimizer'])}",
+                    "facets": {k: v.at[method] for k, v in facets.items()}, "href": href(r),
                     "rank": _rank(r), "rank_sort": _sort_attr(r["rank"]), "numbers": _index_numbers(r),
                     "hits": _hits(hits), "pub_sort": _sort_attr(hits[0]["top1"]) if hits else "",
                     "run_ids": list(r["run_ids"])})
             sections.append({"id": f"t-{slugify(task)}-{_h(task)}-s{_pct(sp).replace('.', '_')}", "pct": _pct(sp),
                              "rows": out_rows})
-        tasks.append({"name": task, "id": f"task-{slugify(task)}-{_h(task)}", "sections": sections})
+        tasks.append({"name": task, "id": f"task-{slugify(task)}-{_h(task)}", "sections": sections,
+                      "figure": _task_figure(sub_t, task, multi_opt, out), "best": _best_rows(sub_t, href, multi_opt)})
     families = [f for f in FAMILY_LABELS if f in set(agg["family"])] + sorted(set(agg["family"]) - set(FAMILY_LABELS))
     methods = [{"name": m, "page": pages[m], "family": first_of.at[m, "family"]} for m in sorted(pages)]
+    choices = {k: sorted({x for x in v if x}) for k, v in facets.items()}
     return _render("index.html", page_title=title, title=title, empty=False, n_rows=len(agg), n_runs=len(rows),
                    exports=list(exports), families=families, tasks=tasks, head=head, multi_opt=multi_opt,
-                   show_pub=show_pub, methods=methods, generated=generated)
+                   show_pub=show_pub, methods=methods, generated=generated, facets=choices)
 
 
 def _h(text: Any) -> str:
@@ -547,28 +604,36 @@ def _method_page(method: str, rows: pd.DataFrame, agg: pd.DataFrame, pub: pd.Dat
                    arg_tables=arg_tables, tasks=tasks, numbers_head=NUMBERS_HEAD)
 
 
+def _gain_text(g: Mapping[str, Any]) -> str:
+    """``+0.33 [+0.26, +0.40]`` (``+0.33`` with one pair), ``*`` when the interval excludes zero."""
+    mean, lo = _num(g["gain_mean"]), _num(g["gain_lo"])
+    if not math.isfinite(mean):
+        return "—"
+    text = f"{mean:+.2f}" + (f" [{lo:+.2f}, {_num(g['gain_hi']):+.2f}]" if math.isfinite(lo) else "")
+    return text + ("*" if bool(g["distinguishable"]) else "")
+
+
 def _pairs_page(rows: pd.DataFrame, agg: pd.DataFrame, out: _Output, title: str) -> bytes:
+    """Per task, optimiser and sparsity: the paired gain (same seeds) of every reparam over the same
+    pruner with plain weights, with its 95 % t-interval, as a heat map and a table."""
     blocks = []
-    if not agg.empty and (agg["family"] == "reparam").any():
-        base_of = rows.drop_duplicates("method").set_index("method")["base_method"].to_dict()
-        a = agg.assign(base=agg["method"].map(base_of))
-        a["variant"] = [m[len(b):] if f == "reparam" else "none" for m, b, f in zip(a["method"], a["base"], a["family"])]
-        for (task, opt, sp), sub in a.groupby(["task", "optimizer", "target_sparsity"], sort=True):
-            if not (sub["family"] == "reparam").any():
-                continue
-            plain = sub[sub["family"] != "reparam"].set_index("base")["top1_mean"].to_dict()
-            rep = sub[sub["family"] == "reparam"]
-            prs = sorted(set(rep["base"]))
-            cols = sorted(set(rep["variant"]))
-            gap = np.full((len(prs), len(cols)), np.nan)
-            for r in rep.itertuples():
-                gap[prs.index(r.base), cols.index(r.variant)] = _num(r.top1_mean) - _num(plain.get(r.base))
-            label = f"{task} — {opt} — sparsity {_pct(sp)} %"
-            rel = out.image(f"img/pairs-{slugify(task)}-{_h(task)}-{slugify(opt)}-{_pct(sp).replace('.', '_')}.png",
-                            {"r": prs, "c": cols, "g": gap.tolist(), "t": label},
-                            functools.partial(plots.pairs_heatmap, prs, cols, gap, label))
-            blocks.append({"label": label, "figure": _figure(rel, "pruner × reparam gaps, " + label), "cols": cols,
-                           "rows": [(p, [_fmt(gap[i, j], "+.2f") for j in range(len(cols))]) for i, p in enumerate(prs)]})
+    gains = paired_gains(rows) if not rows.empty else pd.DataFrame()
+    for (task, opt, sp), sub in (gains.groupby(["task", "optimizer", "target_sparsity"], sort=True)
+                                 if not gains.empty else []):
+        prs = sorted(set(sub["base_method"]))
+        cols = sorted(set(sub["reparam"].astype(str)))
+        gap = np.full((len(prs), len(cols)), np.nan)
+        labels = [["—"] * len(cols) for _ in prs]
+        sig = [[False] * len(cols) for _ in prs]
+        for g in sub.to_dict("records"):
+            i, j = prs.index(g["base_method"]), cols.index(str(g["reparam"]))
+            gap[i, j], labels[i][j], sig[i][j] = _num(g["gain_mean"]), _gain_text(g), bool(g["distinguishable"])
+        label = f"{task} — {opt} — sparsity {_pct(sp)} %"
+        rel = out.image(f"img/pairs-{slugify(task)}-{_h(task)}-{slugify(opt)}-{_pct(sp).replace('.', '_')}.png",
+                        {"r": prs, "c": cols, "g": gap.tolist(), "l": labels, "t": label},
+                        functools.partial(plots.pairs_heatmap, prs, cols, gap, label, labels))
+        blocks.append({"label": label, "figure": _figure(rel, "paired gains of pruner × reparam, " + label),
+                       "cols": cols, "rows": [(p, list(zip(labels[i], sig[i]))) for i, p in enumerate(prs)]})
     return _render("pairs.html", page_title=f"Pruner × reparam — {title}", blocks=blocks)
 
 
@@ -617,7 +682,7 @@ def build(df: pd.DataFrame | None, out_dir: str | Path, published: Any = None,
             info = pruner_info.get(str(rows.loc[rows["method"] == method, "pruner"].iloc[0])) or {}
             produced.files[f"methods/{fname}"] = _method_page(method, rows, agg, pub, curves, info, produced, title)
     produced.files["pairs.html"] = _pairs_page(rows, agg, produced, title)
-    produced.files["index.html"] = _index(agg, rows, pub, pages, _generated_stamp(), exports, title)
+    produced.files["index.html"] = _index(agg, rows, pub, pages, _generated_stamp(), exports, title, produced)
     out.mkdir(parents=True, exist_ok=True)
     return _write(out, produced)
 

@@ -1,4 +1,4 @@
-/* sparsebench leaderboard: sortable tables, family filter and search.  Vanilla JS, no dependencies.
+/* sparsebench leaderboard: sortable tables, family / pruner / reparam / schedule filters and search.  Vanilla JS, no dependencies.
  * Reads only attributes and textContent; never writes HTML (no innerHTML), so page text stays text. */
 (function () {
   "use strict";
@@ -41,12 +41,18 @@
     document.querySelectorAll("input.family-filter").forEach(function (cb) { active[cb.value] = cb.checked; });
     var box = document.getElementById("search");
     var q = box ? box.value.trim().toLowerCase() : "";
+    var facets = [];   /* pruner / reparam / schedule selects: "" = all */
+    document.querySelectorAll("select.facet-filter").forEach(function (sel) {
+      if (sel.value !== "") { facets.push([sel.getAttribute("data-facet"), sel.value]); }
+    });
     document.querySelectorAll("table.lb").forEach(function (table) {
       var shown = 0;
       Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
         var fam = row.getAttribute("data-family");
         var name = (row.getAttribute("data-method") || "").toLowerCase();
-        var show = active[fam] !== false && (q === "" || name.indexOf(q) !== -1);
+        var show = active[fam] !== false && (q === "" || name.indexOf(q) !== -1) && facets.every(function (f) {
+          return row.getAttribute("data-" + f[0]) === f[1];
+        });
         row.hidden = !show;
         if (show) { shown += 1; }
       });
@@ -65,8 +71,8 @@
         });
       });
     });
-    document.querySelectorAll("input.family-filter").forEach(function (cb) {
-      cb.addEventListener("change", applyFilters);
+    document.querySelectorAll("input.family-filter, select.facet-filter").forEach(function (el) {
+      el.addEventListener("change", applyFilters);
     });
     var box = document.getElementById("search");
     if (box) { box.addEventListener("input", applyFilters); }

@@ -117,6 +117,11 @@ def test_site_in_headless_chromium(served, synth):
             assert page.locator('tr[data-family="pai"]').first.is_hidden()
             assert page.locator('tr[data-family="dst"]').first.is_visible()
             page.locator('input.family-filter[value="pai"]').check()
+            # pruner facet: only the rigl rows stay (issue 21 (2))
+            page.locator('select.facet-filter[data-facet="pruner"]').select_option("rigl")
+            rows = page.evaluate(COLUMN_JS, [table.element_handle(), "method"])
+            assert [m for m, _, shown in rows if shown] == ["rigl/erk"]
+            page.locator('select.facet-filter[data-facet="pruner"]').select_option("")
             page.locator("#search").fill("RIGL")
             rows = page.evaluate(COLUMN_JS, [table.element_handle(), "method"])
             assert [m for m, _, shown in rows if shown] == ["rigl/erk"]

@@ -134,8 +134,12 @@ def test_method_pages_hold_plots_numbers_runs_and_published(tmp_path, built_site
     assert "No graphon summary for these runs" in page
     assert "88.50 (Paper 2020)" in (site / "index.html").read_text(encoding="utf-8")
     pairs = (site / "pairs.html").read_text(encoding="utf-8")
-    # signin: top-1 of magnitude+signin minus magnitude's: +0.30 at both sparsities; the hostile task -1.00
-    assert pairs.count("+0.30") == 2 and pairs.count("-1.00") == 2 and "pairs-" in pairs
+    # signin: the per-seed gain of magnitude+signin over magnitude is +0.30 in every seed at both sparsities
+    # (interval [+0.30, +0.30], excludes zero: *); the hostile task -1.00
+    import re
+    cells = re.findall(r'<td class="num( sig)?">([^<]*)</td>', pairs)
+    assert [c for c in cells if "+0.30" in c[1]] == [(" sig", "+0.30 [+0.30, +0.30]*")] * 2, cells
+    assert sum("-1.00" in c[1] for c in cells) == 2 and "pairs-" in pairs
     # without curves: said on the page
     build_site(df[df["pruner"] == "dense"], tmp_path / "nocurves")
     assert "No training curves" in (tmp_path / "nocurves" / "methods" / page_name("dense")).read_text(encoding="utf-8")
@@ -210,3 +214,30 @@ def test_log_axis_tick_labels_are_plain_text():
         labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and not any("$" in t or "mathdefault" in t for t in labels)
     assert "1e-4" in labels and "100" not in labels and "1e2" in labels
+
+
+def test_best_at_each_sparsity_marks_the_methods_whose_intervals_overlap_the_best():
+    """Issue 21 (2): A is best; B's interval overlaps A's (not distinguishable), C's does not; one seed
+    (no interval) is never called a tie."""
+    import pandas as pd
+
+    from leaderboard.site import _best_rows
+
+    def row(method, mean, lo, hi, sp=0.9):
+        return {"method": method, "optimizer": "sgd", "target_sparsity": sp, "top1_mean": mean, "top1_std": 0.5,
+                "top1_ci_lo": lo, "top1_ci_hi": hi}
+
+    agg = pd.DataFrame([row("A", 90.0, 89.0, 91.0), row("B", 89.5, 88.8, 90.2), row("C", 85.0, 84.0, 86.0),
+                        row("D", 95.0, float("nan"), float("nan"), sp=0.5), row("E", 94.0, 93.0, 95.0, sp=0.5)])
+    best = _best_rows(agg, lambda r: f"#{r['method']}", multi_opt=False)
+    assert [(b["pct"], b["method"], [t["method"] for t in b["ties"]], b["has_ci"]) for b in best] == \
+        [("50", "D", [], False), ("90", "A", ["B"], True)]
+    assert best[1]["top1"] == "90.00 ± 0.50 [89.00, 91.00]" and best[1]["ties"][0]["href"] == "#B"
+
+
+def test_index_has_a_figure_and_best_table_per_task_and_facet_filters(built_site):
+    html = (built_site.path / "index.html").read_text(encoding="utf-8")
+    assert html.count('class="plot task-acc"') >= 2 and html.count("<h3>Best at each sparsity</h3>") >= 2
+    for facet in ("pruner", "reparam", "schedule"):
+        assert f'data-{facet}="' in html
+    assert 'select class="facet-filter" data-facet="pruner"' in html and '<option value="rigl">rigl</option>' in html
