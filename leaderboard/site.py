@@ -263,22 +263,12 @@ def _generated_stamp() -> str:
 # The markup lives in leaderboard/templates/*.html (Jinja2, autoescape on: every value is escaped unless a
 # template says otherwise, and none does); the functions below only shape the data the templates show.
 
-@functools.lru_cache(maxsize=1)
-def _env():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("leaderboard", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
-    env.filters["slugify"] = slugify
-    env.filters["family_label"] = lambda fam: FAMILY_LABELS.get(fam, fam)
-    return env
-
-
 def _render(template: str, **context: Any) -> bytes:
     context.setdefault("generated", None)
     context.setdefault("up", "")
-    return _env().get_template(template).render(**context).encode("utf-8")
+    from leaderboard.templating import html_env
+
+    return html_env().get_template(template).render(**context).encode("utf-8")
 
 
 def _figure(rel: str, alt: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
     python scripts/results_page.py results/signin-ham [--grid NAME ...] > /tmp/tables.md
 
-Prints Markdown: the run count by status and the CPU time, the standard table of ``sparsebench table``
+Prints Markdown (the template leaderboard/templates/results.md): the run count by status and the CPU time, the standard table of ``sparsebench table``
 (final test top-1 mean ± sample std over seeds, its 95 % Student-t interval, seeds, gap to dense,
 diverged / failed runs), the paired gain of every reparam over the same method with plain weights
 (``sparsebench table --gains``: per-seed differences, their mean, std and 95 % t-interval, and whether
@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 import benchmark
 from leaderboard.table import aggregate, anytime, display_frame, format_table, paired_gains
+from leaderboard.templating import markdown_env
 
 TABLE_COLUMNS = ["task", "target (%)", "rank", "method", "top-1 (%)", "95 % CI", "seeds", "Δ dense",
                  "achieved (%)", "collapsed", "diverged/failed"]
@@ -33,15 +34,10 @@ def page(out: Path, grids: list[str] | None = None) -> str:
     if grids:
         df = df[df["grid"].isin(grids)]
     status = df["status"].value_counts().to_dict()
-    lines = [f"{len(df)} runs ({', '.join(f'{n} {s}' for s, n in sorted(status.items()))}); "
-             f"{df['total_time_s'].sum() / 60:.0f} CPU-min of training and evaluation in all.", ""]
-    agg = aggregate(df)
-    lines += ["#### Final test top-1 (mean ± sample std over seeds, 95 % t-interval)", "",
-              md(display_frame(agg)[TABLE_COLUMNS]), ""]
     gains = paired_gains(df)
-    if len(gains):
-        lines += ["#### Paired gains over the same method with plain weights (points; 95 % t-interval over "
-                  "seeds)", "", format_table(gains, "md", gains=True), ""]
+    context = {"n_runs": len(df), "status": ", ".join(f"{n} {s}" for s, n in sorted(status.items())),
+               "cpu_min": f"{df['total_time_s'].sum() / 60:.0f}", "table": md(display_frame(aggregate(df))[TABLE_COLUMNS]),
+               "gains": format_table(gains, "md", gains=True) if len(gains) else "", "anytime": ""}
     at = anytime(df)
     steps = [c for c in at.columns if c.startswith("top1@")]
     if len(steps) > 1:
@@ -50,10 +46,9 @@ def page(out: Path, grids: list[str] | None = None) -> str:
             show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
         show = show.rename(columns={c: f"top-1 after {c[5:]} steps" if c != "top1@end" else "top-1 at the end"
                                     for c in steps})
-        lines += ["#### Anytime accuracy (mean test top-1 over seeds)", "",
-                  md(show[["task", "target (%)", "method", "seeds"] + [c for c in show.columns if c.startswith("top-1")]]),
-                  ""]
-    return "\n".join(lines)
+        context["anytime"] = md(show[["task", "target (%)", "method", "seeds"]
+                                     + [c for c in show.columns if c.startswith("top-1")]])
+    return markdown_env().get_template("results.md").render(**context).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ read back from the page's ``<!-- verdict: ... -->`` marker (or "not run" when th
 """
 from __future__ import annotations
 
-import functools
 import os
 import platform
 import re
@@ -16,12 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.reproduce import REPRODUCTIONS, Reproduction, Result
+from leaderboard.templating import markdown_env, md_cell as _md_escape
 
 _MARKER = re.compile(r"<!-- verdict: (holds|does not hold); size: (full|quick)(?:; checks: (\d+)/(\d+))? -->")
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -37,20 +33,10 @@ def format_table(df: pd.DataFrame) -> str:
     return "\n".join([header, sep, *rows])
 
 
-@functools.lru_cache(maxsize=1)
-def _env():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("benchmark.reproduce", "templates"), autoescape=False,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
-    env.filters["md"] = _md_escape   # Markdown, not HTML: cells escape the table's | and line breaks
-    return env
-
-
 def render_page(rep: Reproduction, result: Result) -> str:
-    """The Markdown text of ``NAME.md`` (templates/page.md)."""
+    """The Markdown text of ``NAME.md`` (leaderboard/templates/reproduction.md)."""
     passed = sum(bool(v) for v in result.checks.values())
-    return _env().get_template("page.md").render(
+    return markdown_env().get_template("reproduction.md").render(
         status="holds" if result.verdict else "does not hold", size="quick" if result.quick else "full",
         checks_marker=f"; checks: {passed}/{len(result.checks)}" if result.checks else "",
         name=rep.name, quick_flag=" --quick" if result.quick else "", source=rep.source, claim=rep.claim,
@@ -82,10 +68,10 @@ def page_verdict(path: Path) -> str:
 
 
 def render_index(out_dir: Path) -> str:
-    """The Markdown text of the index, one row per registered reproduction (templates/index.md)."""
+    """The Markdown text of the index, one row per registered reproduction (leaderboard/templates/reproductions-index.md)."""
     rows = [{"name": name, "source": rep.source, "claim": rep.claim,
              "verdict": page_verdict(Path(out_dir) / f"{name}.md")} for name, rep in REPRODUCTIONS.items()]
-    return _env().get_template("index.md").render(rows=rows)
+    return markdown_env().get_template("reproductions-index.md").render(rows=rows)
 
 
 def write_index(out_dir: Path) -> Path:
