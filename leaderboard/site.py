@@ -276,7 +276,10 @@ def _figure(rel: str, alt: str) -> dict[str, str]:
 
 
 def _rank(r: Mapping[str, Any]) -> str:
-    return "—" if pd.isna(r["rank"]) else str(int(r["rank"]))
+    """The rank, or ``chance`` for an unranked cell at chance level (leaderboard.table.CHANCE_MARGIN)."""
+    if pd.isna(r["rank"]):
+        return "chance" if bool(r.get("at_chance")) else "—"
+    return str(int(r["rank"]))
 
 
 def _top1_cell(row: Mapping[str, Any]) -> str:
@@ -297,7 +300,7 @@ def _hits(hits: Sequence[dict]) -> list[dict[str, str]]:
 
 
 INDEX_NUMBERS = [("top1", "Top-1 (%)"), ("std", "± std"), ("ci", "95 % CI"), ("seeds", "Seeds"), ("gap", "Δ dense"),
-                 ("achieved", "Achieved (%)"), ("flops", "Train FLOPs (× dense)"), ("time", "Train time (× dense)"),
+                 ("achieved", "Achieved (%)"), ("flops", "Train FLOPs (× dense)"), ("time", "Train time (wall, × dense)"),
                  ("collapsed", "Collapsed"), ("divfail", "Diverged / failed")]
 
 
@@ -331,6 +334,11 @@ def _best_rows(sub_t: pd.DataFrame, href: Callable[[Mapping[str, Any]], str], mu
         s = sub_t[(sub_t["target_sparsity"] == sp) & np.isfinite(sub_t["top1_mean"].astype(float))]
         if s.empty:
             continue
+        if "at_chance" in s and s["at_chance"].all():
+            out.append({"pct": _pct(sp), "method": None, "n": len(s)})
+            continue
+        if "at_chance" in s:
+            s = s[~s["at_chance"].astype(bool)]
         recs = s.sort_values(["top1_mean", "method"], ascending=[False, True]).to_dict("records")
         best = recs[0]
 

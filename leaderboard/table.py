@@ -33,6 +33,7 @@ Aggregated columns (:func:`aggregate`), over the runs with status ``ok`` of one
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import json
@@ -49,10 +50,35 @@ RANK_DECIMALS = 2
 
 COLUMNS = GROUP + [
     "family", "pruner", "allocation", "reparam", "seeds", "runs", "top1_mean", "top1_std", "top1_ci_lo",
-    "top1_ci_hi", "rank",
+    "top1_ci_hi", "rank", "chance_top1", "at_chance",
     "gap_to_dense", "dense_top1", "achieved_sparsity", "train_flops_rel", "train_time_rel",
     "inference_flops_rel", "sparse_speedup", "loss_mean", "collapsed", "diverged", "failed", "run_ids",
 ]
+
+#: A classification cell whose mean top-1 is within this many points of chance (100 / classes) is
+#: marked ``at_chance`` and not ranked: when every method fails at a sparsity, none of them wins it.
+CHANCE_MARGIN = 2.0
+
+
+def _chance_of(dataset: Any, dataset_args: Any) -> float:
+    """Chance-level top-1 (%) of a classification dataset, 100 / classes; NaN for regression or a
+    dataset this installation does not know (a plugin's)."""
+    return _chance_cached(str(dataset), json.dumps(dict(dataset_args or {}), sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=64)
+def _chance_cached(dataset: str, args_json: str) -> float:
+    from benchmark.tasks.datasets import dataset_info
+    from pruners.registry import ConfigError
+
+    try:
+        info = dataset_info(dataset, **json.loads(args_json))
+    except (ConfigError, TypeError):
+        return float("nan")
+    if getattr(info, "task_type", "classification") != "classification" or not info.num_outputs:
+        return float("nan")
+    return 100.0 / int(info.num_outputs)
+
 
 # recipe keys compared to tell apart runs of one task trained differently (spec["recipe"] when present)
 _RECIPE_COLUMNS = ["lr", "weight_decay", "epochs", "batch_size"]
@@ -223,11 +249,15 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         dense_time = r.dense_time if r is not None else float("nan")
         time = _mean(ok["train_time_s"])
         first = sub.iloc[0]
+        spec = first.get("spec") if isinstance(first.get("spec"), dict) else {}
+        chance = _chance_of(first.get("dataset", spec.get("dataset")), spec.get("dataset_args"))
         rows.append(dict(
             zip(GROUP, key), family=first["family"], pruner=first["pruner"], allocation=first["allocation"],
             reparam=first["reparam"], seeds=len(top1), runs=len(sub), top1_mean=mean,
             top1_std=est.std, top1_ci_lo=est.lo, top1_ci_hi=est.hi,
-            rank=None, gap_to_dense=mean - dense_top1, dense_top1=dense_top1,
+            rank=None, chance_top1=chance,
+            at_chance=bool(math.isfinite(mean) and math.isfinite(chance) and mean <= chance + CHANCE_MARGIN),
+            gap_to_dense=mean - dense_top1, dense_top1=dense_top1,
             achieved_sparsity=_mean(ok["achieved_sparsity"]), train_flops_rel=_mean(ok["train_flops_rel"]),
             train_time_rel=time / dense_time if dense_time and dense_time > 0 else float("nan"),
             inference_flops_rel=_mean(ok["inference_flops_rel"]),
@@ -327,8 +357,11 @@ def gains_frame(gains: pd.DataFrame) -> pd.DataFrame:
 
 
 def rank_within(agg: pd.DataFrame) -> pd.Series:
-    """Rank within (task, target sparsity) by the mean rounded to RANK_DECIMALS; ties share the min rank."""
+    """Rank within (task, target sparsity) by the mean rounded to RANK_DECIMALS; ties share the min rank.
+    Cells at chance level (``at_chance``) are not ranked."""
     key = agg["top1_mean"].astype(float).round(RANK_DECIMALS)
+    if "at_chance" in agg:
+        key = key.where(~agg["at_chance"].fillna(False).astype(bool))
     ranks = key.groupby([agg["task"], agg["target_sparsity"]]).rank(method="min", ascending=False)
     return ranks.astype("Int64")
 
@@ -338,10 +371,17 @@ def _fmt(v: Any, spec: str, dash: str = "—") -> str:
 
 
 def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns: top-1 as mean ± std, sparsities in percent."""
-    return pd.DataFrame({
+    """Human-readable columns: top-1 as mean ± std, sparsities in percent, costs relative to dense.
+
+    ``rank`` says ``chance`` for an unranked cell at chance level; ``CSR speed-up`` is left out when no
+    row has one (it needs ``analysis = { sparse_latency = true }``).  Train time is wall-clock time
+    relative to dense training: masked layers run dense kernels, so it stays near 1 (or above, with the
+    mask and reparam work) at any FLOP count.
+    """
+    frame = pd.DataFrame({
         "task": agg["task"],
-        "rank": agg["rank"].map(lambda v: "—" if pd.isna(v) else str(int(v))),
+        "rank": [("chance" if c else "—") if pd.isna(v) else str(int(v))
+                 for v, c in zip(agg["rank"], agg["at_chance"].fillna(False))],
         "method": agg["method"],
         "optimizer": agg["optimizer"],
         "target (%)": (100 * agg["target_sparsity"].astype(float)).map(lambda v: f"{v:g}"),
@@ -350,13 +390,17 @@ def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
         "95 % CI": [("—" if pd.isna(lo) else f"[{lo:.2f}, {hi:.2f}]") for lo, hi in zip(agg["top1_ci_lo"], agg["top1_ci_hi"])],
         "seeds": agg["seeds"].astype(int).astype(str),
         "Δ dense": agg["gap_to_dense"].map(lambda v: _fmt(v, "+.2f")),
-        "train FLOPs": agg["train_flops_rel"].map(lambda v: _fmt(v, ".3f")),
+        "train FLOPs (× dense)": agg["train_flops_rel"].map(lambda v: _fmt(v, ".3f")),
         "CSR speed-up": agg["sparse_speedup"].map(lambda v: _fmt(v, ".2f")),
-        "train time": agg["train_time_rel"].map(lambda v: _fmt(v, ".2f")),
+        "train time (wall, × dense)": agg["train_time_rel"].map(lambda v: _fmt(v, ".2f")),
         "collapsed": agg["collapsed"].astype(int).astype(str),
         "diverged/failed": [f"{d}/{f}" for d, f in zip(agg["diverged"], agg["failed"])],
     }, columns=["task", "rank", "method", "optimizer", "target (%)", "achieved (%)", "top-1 (%)", "95 % CI",
-                "seeds", "Δ dense", "train FLOPs", "CSR speed-up", "train time", "collapsed", "diverged/failed"])
+                "seeds", "Δ dense", "train FLOPs (× dense)", "CSR speed-up", "train time (wall, × dense)",
+                "collapsed", "diverged/failed"])
+    if agg["sparse_speedup"].isna().all():
+        frame = frame.drop(columns="CSR speed-up")
+    return frame
 
 
 def machine_frame(agg: pd.DataFrame) -> pd.DataFrame:

@@ -214,3 +214,22 @@ def test_records_older_than_the_schedule_column_label_without_a_schedule():
     assert row["schedule"] == "" and row["schedule_args"] == "{}"
     assert base_label({"pruner": "random", "schedule": float("nan"), "allocation": "erk"}) == "random/erk"
     assert base_label({"pruner": "snip", "schedule": "gradual", "allocation": "global"}) == "snip@gradual/global"
+
+
+def test_chance_level_cells_are_marked_and_not_ranked(synth):
+    """Issue 24 (3): on a 10-class dataset (chance 10 %), cells within CHANCE_MARGIN of it get no rank —
+    a method at 10.14 % is never 'rank 1' because every other method failed too."""
+    from leaderboard.table import CHANCE_MARGIN, display_frame
+
+    runs = [synth.make_run(pruner=p, dataset="digits", seed=s, target_sparsity=sp, final_top1=top1)
+            for s in (0, 1) for p, sp, top1 in (("magnitude", 0.98, 10.14), ("random", 0.98, 10.0 + CHANCE_MARGIN),
+                                               ("magnitude", 0.9, 10.14), ("random", 0.9, 60.0))]
+    agg = aggregate(synth.make_df(runs)).set_index(["pruner", "target_sparsity"])
+    assert agg["chance_top1"].eq(10.0).all()
+    assert agg.loc[("magnitude", 0.98), "at_chance"] and agg.loc[("random", 0.98), "at_chance"]
+    assert agg.loc[[("magnitude", 0.98), ("random", 0.98), ("magnitude", 0.9)], "rank"].isna().all()
+    assert agg.loc[("random", 0.9), "rank"] == 1 and not agg.loc[("random", 0.9), "at_chance"]
+    assert set(display_frame(agg.reset_index())["rank"]) == {"chance", "1"}
+    # a regression dataset (no classes) is never 'at chance'
+    reg = aggregate(synth.make_df([synth.make_run(dataset="sparse-regression", final_top1=1.0)]))
+    assert not reg["at_chance"].any() and reg["chance_top1"].isna().all()
