@@ -109,9 +109,12 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
+            close = did_you_mean(name, self.names())
+            plugin = ("; if a plugin provides it, load it with --plugin FILE_OR_MODULE"
+                      if not close and self.entry_point_group else "")
             raise ConfigError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
-                f"run 'sparsebench list {self.kind}s' to see the choices") from None
+                f"unknown {self.kind} {name!r}{close}; run 'sparsebench list {self.kind}s' to see the "
+                f"choices{plugin}") from None
 
     def origin(self, name: str) -> str:
         self.get(name)
