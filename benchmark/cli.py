@@ -612,13 +612,18 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 
 def standard_grid() -> Path:
-    """grids/standard.toml of the installed sparsebench (the repository the package runs from), so that
-    ``sparsebench submit`` works from a plugin's own folder."""
-    path = Path(__file__).resolve().parents[1] / "grids" / "standard.toml"
-    if not path.is_file():
-        raise ConfigError(f"the standard grid is not beside the installed package ({path}); install "
-                          "sparsebench from its repository (pip install -e .) or pass --grid FILE")
-    return path
+    """grids/standard.toml of the installed sparsebench, so that ``sparsebench submit`` works from a plugin's
+    own folder: beside the package (a repository checkout, ``pip install -e .``) or, for a wheel, in
+    ``<prefix>/share/sparsebench/grids`` (pyproject's data-files)."""
+    import sysconfig
+
+    candidates = [Path(__file__).resolve().parents[1] / "grids" / "standard.toml",
+                  Path(sysconfig.get_path("data")) / "share" / "sparsebench" / "grids" / "standard.toml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"the standard grid is not installed ({' nor '.join(map(str, candidates))}); reinstall "
+                      "sparsebench (pip install .) or pass --grid FILE")
 
 
 @command("submit")

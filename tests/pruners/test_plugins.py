@@ -499,3 +499,23 @@ def test_submit_finds_the_standard_grid_from_the_plugins_own_folder(tmp_path, mo
     assert not (tmp_path / "grids").exists()
     path = standard_grid()
     assert path == ROOT / "grids" / "standard.toml" and len(load_grid(path).specs) <= 40
+
+
+def test_a_wheel_install_finds_the_standard_grid_in_its_data_files(tmp_path, monkeypatch):
+    """Issue 24 (1): without the repository beside the package, the grid installed by pyproject's
+    data-files (<prefix>/share/sparsebench/grids) is used."""
+    import sysconfig
+
+    import benchmark.cli as cli
+
+    shared = tmp_path / "prefix" / "share" / "sparsebench" / "grids"
+    shared.mkdir(parents=True)
+    (shared / "standard.toml").write_text((ROOT / "grids" / "standard.toml").read_text())
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "benchmark" / "cli.py"))
+    real = sysconfig.get_path
+    monkeypatch.setattr(sysconfig, "get_path", lambda name, *a, **k: str(tmp_path / "prefix") if name == "data"
+                        else real(name, *a, **k))
+    assert cli.standard_grid() == shared / "standard.toml"
+    (shared / "standard.toml").unlink()
+    with pytest.raises(ConfigError, match="the standard grid is not installed"):
+        cli.standard_grid()
