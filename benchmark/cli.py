@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -95,6 +96,8 @@ def build_parser() -> Parser:
     r.add_argument("--workers", type=positive_int, default=None,
                    help="parallel runs on this machine (--executor local; default 1)")
     r.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    r.add_argument("--compile", action="store_true", help="torch.compile each run's model (CUDA only; on the "
+                   "CPU runs stay eager and say so; recorded in versions, not in the run id)")
     r.add_argument("--executor", default="local", help="where runs execute: local (default), ray, slurm "
                    "(docs/scaling.md)")
     r.add_argument("--run-timeout", type=positive_float, default=None, metavar="SECONDS",
@@ -179,6 +182,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         # The executor first: a pool's workers start importing (in the background) while the grid is
         # read and its datasets are loaded here.  Nothing is written before _check_data has passed.
+        if args.compile:   # before the executor starts its workers: they inherit the environment
+            from benchmark.runner import COMPILE_ENV
+
+            os.environ[COMPILE_ENV] = "1"
         executor = _build_executor(args, _check_device(args.device))
     grid = _grid_with_plugins(args.grid, args.plugin) if args.plugin else load_grid(args.grid)
     if args.task:

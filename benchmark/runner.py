@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import os
 import platform
 import random
 import time
@@ -177,6 +178,8 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
             log(f"resume {spec.label()} on {device} from the checkpoint after epoch {resume['next_epoch']}")
         else:
             log(f"start {spec.label()} on {device}")
+        if torch.device(device).type == "cuda":   # this run's peak, not the worker's earlier runs'
+            torch.cuda.reset_peak_memory_stats(torch.device(device))
         built = build(spec, torch.device(device), rec, log)
         history = _fit(spec, built, folder, rec, log, resume, writes)
         _finalise(spec, built, history, folder, rec, writes)
@@ -295,9 +298,29 @@ def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
         scheduler=lambda opt: build_scheduler(opt, recipe, steps_per_epoch,
                                               cycle_epochs=pruner.lr_cycle_epochs(recipe.epochs, spec.sparsity)),
         epochs=pruner.total_epochs(recipe.epochs, spec.sparsity), steps_per_epoch=steps_per_epoch)
+    rec["versions"]["compile"] = compile_model(model, device)
     return Built(data=data, recipe=recipe, pruner=pruner, session=session, train_loader=train_loader,
                  test_loader=test_loader, loss_fn=loss_fn, classification=classification,
                  macs=macs, flops=flops, flips=flips, anytime=anytime)
+
+
+COMPILE_ENV = "SPARSEBENCH_COMPILE"
+"""``sparsebench run --compile`` sets it to 1 for the grid's workers (local executor; on Ray / Slurm set
+it in the jobs' environment)."""
+
+
+def compile_model(model: torch.nn.Module, device: torch.device) -> str:
+    """Opt-in ``torch.compile`` of the model's forward (``$SPARSEBENCH_COMPILE=1``), in place
+    (``nn.Module.compile``: the same module, parameters and state-dict keys, so masks, reparams and
+    checkpoints are unchanged).  Only on CUDA: on the CPU the run stays eager and says so.  Recorded in
+    the run's ``versions``, not in its id — results agree with eager within float tolerance.
+    Returns what was done: ``"off"``, ``"torch.compile"`` or ``"eager on cpu (requested)"``."""
+    if os.environ.get(COMPILE_ENV, "") not in ("1", "true", "yes"):
+        return "off"
+    if torch.device(device).type != "cuda":
+        return f"eager on {torch.device(device).type} (requested; compile is used on CUDA only)"
+    model.compile()
+    return "torch.compile"
 
 
 def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: dict | None,
@@ -388,6 +411,9 @@ def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Pa
     rec["extra"] = {**(extra() if callable(extra) else {}), **plugin_extra(spec.pruner),
                     "connectivity": {k: conn[k] for k in ("effective_layer_density", "dead_neurons_layer",
                                                           "collapsed_layers")}}
+    dev = next(model.parameters()).device
+    if dev.type == "cuda":   # memory per run, for packing several runs on one GPU (docs/scaling.md)
+        rec["extra"]["cuda_peak_memory_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     writes.wait()  # here, so a write error is classified like any error of the run (and timings below run alone)
     if spec.analysis.get("sparse_latency"):  # measured CSR vs dense inference on one test batch (CPU)
         from benchmark.sparse_export import sparse_speedup

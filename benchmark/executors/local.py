@@ -178,6 +178,16 @@ class _Worker:
     extra: dict = field(default_factory=dict)
 
 
+def worker_device(device: str, index: int) -> str:
+    """The device of pool worker ``index``: with ``--device cuda`` and several GPUs the workers are
+    spread round-robin (``cuda:0``, ``cuda:1``, …), so ``--workers N`` packs N / GPUs runs on each;
+    one GPU, an explicit ``cuda:K`` or the CPU is used as given."""
+    if device != "cuda" or not torch.cuda.is_available():
+        return device
+    n = torch.cuda.device_count()
+    return f"cuda:{index % n}" if n > 1 else device
+
+
 @EXECUTORS.register("local")
 class LocalExecutor(Executor):
     """Process pool on this machine (``--workers N``; ``--run-timeout S`` for a hard per-run limit)."""
@@ -260,8 +270,8 @@ class LocalExecutor(Executor):
                     if w is not None and w.spec is None and pending:
                         w.spec = pending.popleft()
                         w.started, w.started_at = math.inf, now()   # until the worker says "started"
-                        w.conn.send((w.spec.to_dict(), str(out), self.device, grid, threads_of[w.spec.run_id],
-                                     imports))
+                        w.conn.send((w.spec.to_dict(), str(out), worker_device(self.device, i), grid,
+                                     threads_of[w.spec.run_id], imports))
                 busy = [w for w in workers if w is not None and w.spec is not None]
                 timeout = None
                 if self.run_timeout is not None:

@@ -254,3 +254,18 @@ def test_forked_worker_takes_the_drivers_environment_directory_and_path_at_its_s
     proc.join(60)
     assert proc.exitcode == 0
     assert got == ("set after the server started", str(tmp_path), [str(tmp_path / "extra"), *sys.path[1:2]])
+
+
+def test_workers_are_spread_over_the_gpus_round_robin(monkeypatch):
+    """Issue 22 (2), CPU-simulated: --device cuda with 3 GPUs puts worker i on cuda:(i mod 3); one GPU, an
+    explicit cuda:K and the CPU are used as given."""
+    import torch
+
+    from benchmark.executors.local import worker_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert [worker_device("cuda", i) for i in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]
+    assert worker_device("cuda:1", 4) == "cuda:1" and worker_device("cpu", 2) == "cpu"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert worker_device("cuda", 5) == "cuda"

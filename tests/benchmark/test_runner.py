@@ -103,3 +103,37 @@ def test_anytime_accuracy_is_recorded_at_the_asked_step_counts(tmp_path):
     assert rec["anytime_top1"][str(steps)] == pytest.approx(rec["final_top1"])   # the last step: same model
     assert 0 <= rec["anytime_top1"]["5"] <= 100
 
+
+
+def _compile_pair(tmp_path, monkeypatch, device: str):
+    from benchmark.runfolder import read_result, run_dir
+    from benchmark.runner import COMPILE_ENV, execute
+    from benchmark.spec import make_spec
+
+    spec = make_spec("digits-mlp", "random", 0.8, recipe={"epochs": 2, "max_train_batches": 3})
+    recs = {}
+    for mode in ("eager", "compiled"):
+        if mode == "compiled":
+            monkeypatch.setenv(COMPILE_ENV, "1")
+        else:
+            monkeypatch.delenv(COMPILE_ENV, raising=False)
+        execute(spec, tmp_path / mode, device=device)
+        recs[mode] = read_result(run_dir(tmp_path / mode, spec.run_id))
+    return spec, recs
+
+
+def test_compile_on_cpu_runs_eager_says_so_and_keeps_the_run_id(tmp_path, monkeypatch):
+    """Issue 22 (1): --compile is recorded in versions, not in the id; on the CPU the run stays eager."""
+    spec, recs = _compile_pair(tmp_path, monkeypatch, "cpu")
+    assert recs["eager"]["versions"]["compile"] == "off"
+    assert recs["compiled"]["versions"]["compile"].startswith("eager on cpu (requested")
+    assert recs["eager"]["run_id"] == recs["compiled"]["run_id"] == spec.run_id
+    assert recs["eager"]["final_top1"] == recs["compiled"]["final_top1"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.compile runs only on CUDA (no GPU here)")
+def test_compiled_and_eager_runs_agree_on_cuda(tmp_path, monkeypatch):
+    spec, recs = _compile_pair(tmp_path, monkeypatch, "cuda")
+    assert recs["compiled"]["versions"]["compile"] == "torch.compile"
+    assert abs(recs["eager"]["final_top1"] - recs["compiled"]["final_top1"]) <= 1.0   # float tolerance, 2 epochs
+    assert abs(recs["eager"]["final_test_loss"] - recs["compiled"]["final_test_loss"]) <= 1e-2
