@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 OUT ?= results/quick
 STAMP := .make-installed
 
-.PHONY: install install-test data demo test bench lint clean archive-results restore-results
+.PHONY: install install-test data demo test bench gpu-check lint clean archive-results restore-results
 
 # torch / torchvision pinned to the releases this project is tested with; a range would make pip
 # fetch a multi-GB CUDA build on machines where the pinned wheel is not cached.  `make demo TORCH=cpu`
@@ -39,6 +39,12 @@ test: install-test data
 
 bench: install
 	$(PYTHON) -m benchmark.perf --write docs/benchmarks.md
+
+# On a machine with a CUDA GPU: epoch times of ResNet-20 dense / masked / Sign-In / PILoT / HAM / NanoAdam,
+# eager and compiled, bf16; runs per hour with 1, 4, 8 runs packed; one log under docs/gpu/ (~8 min).
+gpu-check: install
+	@mkdir -p docs/gpu
+	$(PYTHON) -m benchmark.gpu_check --compile --pack 1,4,8 2>&1 | tee docs/gpu/gpu_check-$$(date +%Y%m%d).log
 
 # Finished runs of the committed result grids, without weights (result.json, spec.json, metrics.jsonl,
 # log.txt of every run folder with a result, and the marker weights.omitted, written into the archive

@@ -98,7 +98,11 @@ def gpu_section(quick: bool = False) -> str:
              "one after the other (not interleaved), median epoch time of the timed epochs after a warm-up epoch. "
              "`gpu_check-sync-h200.log` is the run with `--sync-every-step` (the loss read every step, as the CPU "
              "loop does for divergence detection). Epoch-to-epoch spread is ±10 %, so ratios within ~0.1 of each "
-             "other are not distinguishable. Output copied from the logs:", ""]
+             "other are not distinguishable. Output copied from the logs:", "",
+             "`make gpu-check` now runs more than these logs show — PILoT and NanoAdam, every variant eager and "
+             "compiled (`--compile`), and runs per hour with 1, 4 and 8 runs packed on the device (`--pack 1,4,8`) "
+             "— into `docs/gpu/gpu_check-<date>.log`; it was prepared after the last lent GPU and has not run on "
+             "one yet (its CPU smoke tests: tests/benchmark/test_gpu_check.py).", ""]
     if not logs:
         return "\n".join(lines + ["no log in docs/gpu/", ""])
     for log in logs:
