@@ -214,3 +214,12 @@ def test_list_wraps_long_text_and_show_prints_it_whole(capsys):
     assert main(["show", "pruner", "rigl"]) == 0
     assert "'counting': 'exact'" in capsys.readouterr().out
     assert main(["show", "schedule", "nope"]) == 2
+
+
+def test_subcommand_help_is_its_own_and_shows_defaults(capsys):
+    """Issue 21 (newcomer list): 'leaderboard build --help' is the build command's, with its defaults."""
+    with pytest.raises(SystemExit) as exc:
+        main(["leaderboard", "build", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and out.startswith("usage: sparsebench leaderboard build")
+    assert "(default: results)" in out and "(default: site)" in out and "--port" not in out

@@ -201,3 +201,27 @@ def test_status_shows_every_state_with_reasons(tmp_path, capsys, faulty):
     assert sorted(s.state for s in run_statuses(out)) == ["done", "failed", "interrupted", "running"]
     assert main(["status", str(out)]) == 0
     assert read_result(run_dir(out, specs[0].run_id))["status"] == "failed"
+
+
+def test_a_fresh_run_whose_holder_died_is_interrupted_at_once(tmp_path):
+    """Issue 24 (4): a killed worker's run is 'interrupted' right away, not 'running' for minutes."""
+    import json as _json
+    import socket
+    import subprocess
+    import sys as _sys
+
+    from benchmark.claims import CLAIM
+    from benchmark.status import folder_status
+
+    folder = tmp_path / "runs" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(_json.dumps({"task": "digits-mlp", "pruner": "random", "sparsity": 0.5}))
+    (folder / "log.txt").write_text("start\n")
+    dead = subprocess.Popen([_sys.executable, "-c", "pass"])
+    dead.wait()
+    (folder / CLAIM).write_text(_json.dumps({"host": socket.gethostname(), "pid": dead.pid, "token": "t"}))
+    assert folder_status(folder).state == "interrupted"
+    import os as _os
+
+    (folder / CLAIM).write_text(_json.dumps({"host": socket.gethostname(), "pid": _os.getpid(), "token": "t"}))
+    assert folder_status(folder).state == "running"

@@ -233,3 +233,14 @@ def test_chance_level_cells_are_marked_and_not_ranked(synth):
     # a regression dataset (no classes) is never 'at chance'
     reg = aggregate(synth.make_df([synth.make_run(dataset="sparse-regression", final_top1=1.0)]))
     assert not reg["at_chance"].any() and reg["chance_top1"].isna().all()
+
+
+def test_the_csr_column_shows_only_when_a_run_measured_it(synth):
+    """Issue 24 (3): a column that would be '—' in every row is left out."""
+    from leaderboard.table import display_frame
+
+    plain = aggregate(synth.make_df([synth.make_run(seed=s) for s in (0, 1)]))
+    assert "CSR speed-up" not in display_frame(plain).columns
+    assert "train time (wall, × dense)" in display_frame(plain).columns
+    measured = aggregate(synth.make_df([synth.make_run(seed=s, sparse_speedup=1.5) for s in (0, 1)]))
+    assert display_frame(measured)["CSR speed-up"].tolist() == ["1.50"]
