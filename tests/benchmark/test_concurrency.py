@@ -146,7 +146,7 @@ def test_a_truncated_artefact_is_named_left_out_and_rerun(tmp_path, finished, na
     path = folder / name
     path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 2)])
     problems = Store(out).check()
-    assert len(problems) == 1 and problems[0].startswith(f"{folder.name}: {name}"), problems
+    assert len(problems) == 1 and problems[0].startswith(f"{folder.name}: {name}"), "\n".join(problems)
     df = results(out)
     assert folder.name not in set(df["run_id"]) and df.attrs["left_out"] == [folder.name]
     if name != "masks.pt":  # one rerun is enough to show the repair (each costs a driver start)
