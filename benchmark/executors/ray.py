@@ -16,6 +16,7 @@ retried by Ray (``max_retries=0``): ``--retry-failed`` resumes them from their c
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -27,6 +28,22 @@ from pruners.registry import ConfigError
 
 #: Extra seconds after the cooperative time limit before the driver force-cancels a task.
 CANCEL_GRACE_S = 30.0
+
+
+START_TIMEOUT_ENV = "SPARSEBENCH_RAY_START_TIMEOUT"
+START_TIMEOUT_S = 120.0
+
+
+def start_timeout() -> float:
+    """Seconds ``ray.init`` may take before the grid stops with a message ($SPARSEBENCH_RAY_START_TIMEOUT)."""
+    text = os.environ.get(START_TIMEOUT_ENV, "")
+    try:
+        value = float(text) if text else START_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"${START_TIMEOUT_ENV}={text!r} is not a number of seconds; use e.g. 300") from None
+    if not value > 0:
+        raise ConfigError(f"${START_TIMEOUT_ENV}={text!r} must be positive; use e.g. 300")
+    return value
 
 
 def _ray_task(spec_dict: dict, out: str, device: str, grid: str, threads: int, run_timeout: float | None,
@@ -77,14 +94,33 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        try:
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                ray.init(num_cpus=self.num_cpus, num_gpus=self.num_gpus, **kwargs)
-        except ConnectionError as exc:
+        if self.address:
+            kwargs["address"] = self.address
+        else:
+            kwargs.update(num_cpus=self.num_cpus, num_gpus=self.num_gpus)
+        limit = start_timeout()
+        outcome: dict[str, BaseException | None] = {}
+
+        def start() -> None:   # ray.init has no timeout of its own: bound it from outside
+            try:
+                ray.init(**kwargs)
+                outcome["error"] = None
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=start, daemon=True, name="sparsebench-ray-init")
+        thread.start()
+        thread.join(limit)
+        if "error" not in outcome:
+            where = f"connect to the Ray cluster at {self.address!r}" if self.address else "start a local Ray"
+            raise ConfigError(f"could not {where} within {limit:g} s; start one with 'ray start --head' and pass "
+                              f"--address, or allow longer with ${START_TIMEOUT_ENV}=SECONDS")
+        exc = outcome["error"]
+        if isinstance(exc, ConnectionError):
             raise ConfigError(f"cannot connect to the Ray cluster at {self.address!r} ({exc}); start it with "
                               "'ray start --head' or pass the right --address") from None
+        if exc is not None:
+            raise exc
         return True
 
     def run(self, specs: list[RunSpec], out: Path, grid: str,

@@ -269,3 +269,27 @@ def test_workers_are_spread_over_the_gpus_round_robin(monkeypatch):
     assert worker_device("cuda:1", 4) == "cuda:1" and worker_device("cpu", 2) == "cpu"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert worker_device("cuda", 5) == "cuda"
+
+
+def test_a_ray_start_that_hangs_stops_with_a_message_within_its_bound(monkeypatch):
+    """Issue 23: `--executor ray` without --address once took 482 s to fail under load; ray.init is now
+    bounded ($SPARSEBENCH_RAY_START_TIMEOUT) and a hang is one line naming the fix."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from benchmark.executors.ray import START_TIMEOUT_ENV, RayExecutor
+    from pruners.registry import ConfigError
+
+    release = threading.Event()
+    fake = SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: release.wait(30))
+    monkeypatch.setenv(START_TIMEOUT_ENV, "0.3")
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"could not start a local Ray within 0.3 s; start one with 'ray start "
+                                          r"--head' and pass --address"):
+        RayExecutor()._init(fake)
+    assert time.monotonic() - t0 < 5
+    release.set()
+    monkeypatch.setenv(START_TIMEOUT_ENV, "soon")
+    with pytest.raises(ConfigError, match="is not a number of seconds"):
+        RayExecutor()._init(fake)
