@@ -225,3 +225,27 @@ def test_a_fresh_run_whose_holder_died_is_interrupted_at_once(tmp_path):
 
     (folder / CLAIM).write_text(_json.dumps({"host": socket.gethostname(), "pid": _os.getpid(), "token": "t"}))
     assert folder_status(folder).state == "running"
+
+
+def test_leaderboard_build_and_table_leave_out_a_run_with_a_truncated_metrics_file(tmp_path, capsys):
+    """Issue 23 (also found): `leaderboard build` on a run whose metrics.jsonl is truncated gave a traceback;
+    now the run is left out, one line says so, and the site builds from the others."""
+    from benchmark.cli import main
+    from benchmark.runner import execute
+    from benchmark.runfolder import run_dir
+    from benchmark.spec import make_spec
+
+    out = tmp_path / "out"
+    specs = [make_spec("digits-mlp", "random", sp, recipe={"epochs": 1, "max_train_batches": 2}) for sp in (0.5, 0.9)]
+    for spec in specs:
+        execute(spec, out)
+    metrics = run_dir(out, specs[0].run_id) / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 2])
+    capsys.readouterr()
+    assert main(["leaderboard", "build", "--out", str(out), "--site", str(tmp_path / "site")]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "left out 1 finished run(s)" in captured.err
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "from 1 runs" in index
+    assert main(["table", "--out", str(out)]) == 0
+    assert "left out 1 finished run(s)" in capsys.readouterr().err
