@@ -293,3 +293,31 @@ def test_a_ray_start_that_hangs_stops_with_a_message_within_its_bound(monkeypatc
     monkeypatch.setenv(START_TIMEOUT_ENV, "soon")
     with pytest.raises(ConfigError, match="is not a number of seconds"):
         RayExecutor()._init(fake)
+
+
+def test_collect_waits_for_a_run_another_driver_has_claimed(tmp_path, monkeypatch):
+    """Issue 23 (Slurm, claimed path): a job whose run is held by a live claim (another driver or job) is
+    'waiting' — never recorded failed, whatever its own job's state; once the claim is stale and the job
+    ended without a result, collect records it failed."""
+    import json as _json
+    import socket
+
+    import benchmark.executors.slurm as slurm
+    from benchmark.claims import CLAIM
+    from benchmark.runfolder import run_dir
+    from benchmark.spec import make_spec
+
+    out = tmp_path / "out"
+    spec = make_spec("digits-mlp", "random", 0.5, recipe={"epochs": 1, "max_train_batches": 2})
+    folder = run_dir(out, spec.run_id)
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(_json.dumps(spec.to_dict()))
+    (out / "slurm").mkdir(parents=True)
+    (out / "slurm" / slurm.JOBS_FILE).write_text(_json.dumps({"run_id": spec.run_id, "job_id": "7_0",
+                                                              "cluster": "local", "grid": "g"}) + "\n")
+    monkeypatch.setattr(slurm, "_job_state", lambda out, entry: "FAILED")
+    (folder / CLAIM).write_text(_json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": "t"}))
+    assert slurm.collect(out) == {"ingested": 0, "failed": 0, "waiting": 1}
+    (folder / CLAIM).unlink()
+    counts = slurm.collect(out)
+    assert counts["failed"] == 1 and counts["waiting"] == 0
