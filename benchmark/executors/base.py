@@ -24,6 +24,7 @@ worker too.  Installed entry points are discovered by every process on its first
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
 from benchmark.spec import RunSpec
-from pruners.registry import Registry
+from pruners.registry import ConfigError, Registry
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
 
@@ -81,6 +82,24 @@ def load_worker_imports(names: list[str] | None = None) -> None:
 class RunTimeLimit(BaseException):
     """Raised inside a run by the per-run timer (a BaseException, so the runner does not record it
     as an ordinary failure: :func:`execute_in_worker` records it with the time-limit reason)."""
+
+
+DEFAULT_RUN_TIMEOUT_ENV = "SPARSEBENCH_RUN_TIMEOUT"
+DEFAULT_RUN_TIMEOUT_S = 7 * 24 * 3600.0
+"""Without ``--run-timeout``, a run may take 7 days (more than any recipe here needs: ImageNet ResNet-50
+takes 2–3 on one GPU) before it is recorded as a timeout; ``$SPARSEBENCH_RUN_TIMEOUT`` changes it."""
+
+
+def default_run_timeout() -> float:
+    """The generous per-run limit used when none is given (cooperative: checked in the run's process)."""
+    text = os.environ.get(DEFAULT_RUN_TIMEOUT_ENV, "")
+    try:
+        value = float(text) if text else DEFAULT_RUN_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"${DEFAULT_RUN_TIMEOUT_ENV}={text!r} is not a number of seconds; use e.g. 86400") from None
+    if not value > 0:
+        raise ConfigError(f"${DEFAULT_RUN_TIMEOUT_ENV}={text!r} must be positive; use e.g. 86400")
+    return value
 
 
 def time_limit_reason(seconds: float) -> str:
@@ -137,7 +156,8 @@ def execute_in_worker(spec_dict: dict, out: str, device: str, grid: str,
         done = read_result(folder)
         if done is not None:
             return {**done, ELSEWHERE: True}
-        use_alarm = bool(run_timeout) and threading.current_thread() is threading.main_thread()
+        run_timeout = run_timeout or default_run_timeout()   # a hang never blocks a grid forever
+        use_alarm = threading.current_thread() is threading.main_thread()
         started, t0 = now(), time.perf_counter()
         beat = _Heartbeat(claim)
         if use_alarm:

@@ -56,8 +56,8 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from benchmark.executors.base import (EXECUTORS, Executor, died_reason, execute_in_worker, time_limit_reason,
-                                      worker_imports)
+from benchmark.executors.base import (EXECUTORS, Executor, default_run_timeout, died_reason, execute_in_worker,
+                                      time_limit_reason, worker_imports)
 from benchmark.spec import RunSpec
 from pruners.registry import ConfigError
 
@@ -200,6 +200,7 @@ class LocalExecutor(Executor):
         self.device = device
         self.run_timeout = float(run_timeout) if run_timeout else None
         threads_from_env()  # a bad $SPARSEBENCH_THREADS is refused before anything is written
+        default_run_timeout()  # and a bad $SPARSEBENCH_RUN_TIMEOUT
         # A pool's workers start now, on a background thread (the first start waits for the forkserver's
         # imports, ~2.5 s): those imports and the driver's own preparations (the CLI loads every dataset
         # of the grid first) then overlap instead of adding up.  They are daemon processes: an executor

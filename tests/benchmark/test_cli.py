@@ -64,7 +64,8 @@ def test_bad_grid_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, tex
 
 @pytest.mark.parametrize("var, value", [("SPARSEBENCH_THREADS", "abc"), ("SPARSEBENCH_THREADS", "0"),
                                         ("SPARSEBENCH_THREADS", "-2"), ("SPARSEBENCH_CHECKPOINT_EVERY", "soon"),
-                                        ("SPARSEBENCH_CHECKPOINT_EVERY", "-1")])
+                                        ("SPARSEBENCH_CHECKPOINT_EVERY", "-1"), ("SPARSEBENCH_RUN_TIMEOUT", "later"),
+                                        ("SPARSEBENCH_RUN_TIMEOUT", "0")])
 def test_bad_env_setting_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     out = tmp_path / "out"

@@ -321,3 +321,22 @@ def test_collect_waits_for_a_run_another_driver_has_claimed(tmp_path, monkeypatc
     (folder / CLAIM).unlink()
     counts = slurm.collect(out)
     assert counts["failed"] == 1 and counts["waiting"] == 0
+
+
+def test_a_hanging_run_without_run_timeout_meets_the_default_limit(tmp_path, faulty, monkeypatch, capsys):
+    """Issue 23 (3): without --run-timeout a run still has a (generous, default 7-day) limit, recorded as a
+    timeout; $SPARSEBENCH_RUN_TIMEOUT shortens it here; the grid goes on."""
+    from benchmark.executors.base import DEFAULT_RUN_TIMEOUT_ENV, DEFAULT_RUN_TIMEOUT_S
+
+    assert DEFAULT_RUN_TIMEOUT_S == 7 * 24 * 3600
+    monkeypatch.setenv(DEFAULT_RUN_TIMEOUT_ENV, "3")
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "t"\ntasks = ["digits-mlp"]\nsparsities = [0.5]\n[recipe]\nepochs = 1\n'
+                    'max_train_batches = 2\n[[pruners]]\nname = "test-faulty"\n[[pruners]]\nname = "test-faulty"\n'
+                    'args = { mode = "sleep" }\n')
+    out = tmp_path / "out"
+    assert main(["run", str(grid), "--out", str(out), "--no-progress"]) == 0
+    recs = _modes(out)
+    assert recs["none"]["status"] == "ok"
+    assert recs["sleep"]["status"] == "failed"
+    assert recs["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 3 s"
