@@ -88,6 +88,7 @@ class RayExecutor(Executor):
         self.device = device
         self.run_timeout = float(run_timeout) if run_timeout else None
         self.num_cpus, self.num_gpus = num_cpus, num_gpus
+        start_timeout()   # a bad $SPARSEBENCH_RAY_START_TIMEOUT is refused before anything is written
 
     def _init(self, ray: Any) -> bool:
         """Connect (or start a local instance); True when this call started it (and must stop it)."""

@@ -56,6 +56,8 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
     from benchmark.cli import main
 
     monkeypatch.chdir(tmp_path)
+    for var, value in case.get("env", {}).items():
+        monkeypatch.setenv(var, value)
     if case.get("setup") == "finished-run":
         (tmp_path / "good.toml").write_text(CATALOGUE["good_grid"])
         assert main(["run", "good.toml", "--out", "out", "--no-progress"]) == 0
@@ -110,7 +112,7 @@ def render_doc() -> str:
             continue
         lines += [f"## {title}", "", "| case | input | message |", "|---|---|---|"]
         for c in cases:
-            inp = "sparsebench " + " ".join(c["argv"])
+            inp = "".join(f"{k}={v} " for k, v in c.get("env", {}).items()) + "sparsebench " + " ".join(c["argv"])
             change = []
             pairs = c.get("grid_replace", [])
             change += [f"`{o!s}` → `{n!s}`" for o, n in zip(pairs[::2], pairs[1::2])]
