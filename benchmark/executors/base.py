@@ -90,16 +90,22 @@ DEFAULT_RUN_TIMEOUT_S = 7 * 24 * 3600.0
 takes 2–3 on one GPU) before it is recorded as a timeout; ``$SPARSEBENCH_RUN_TIMEOUT`` changes it."""
 
 
+def seconds_from_env(var: str, default: float, example: str) -> float:
+    """A positive number of seconds from ``$var`` (``default`` when unset); ConfigError naming the
+    variable and an ``example`` value otherwise."""
+    text = os.environ.get(var, "")
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ConfigError(f"${var}={text!r} is not a number of seconds; use e.g. {example}") from None
+    if not value > 0:
+        raise ConfigError(f"${var}={text!r} must be positive; use e.g. {example}")
+    return value
+
+
 def default_run_timeout() -> float:
     """The generous per-run limit used when none is given (cooperative: checked in the run's process)."""
-    text = os.environ.get(DEFAULT_RUN_TIMEOUT_ENV, "")
-    try:
-        value = float(text) if text else DEFAULT_RUN_TIMEOUT_S
-    except ValueError:
-        raise ConfigError(f"${DEFAULT_RUN_TIMEOUT_ENV}={text!r} is not a number of seconds; use e.g. 86400") from None
-    if not value > 0:
-        raise ConfigError(f"${DEFAULT_RUN_TIMEOUT_ENV}={text!r} must be positive; use e.g. 86400")
-    return value
+    return seconds_from_env(DEFAULT_RUN_TIMEOUT_ENV, DEFAULT_RUN_TIMEOUT_S, "86400")
 
 
 def time_limit_reason(seconds: float) -> str:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from benchmark.executors.base import (EXECUTORS, Executor, died_reason, execute_in_worker, time_limit_reason,
-                                      worker_imports)
+from benchmark.executors.base import (EXECUTORS, Executor, died_reason, execute_in_worker, seconds_from_env,
+                                      time_limit_reason, worker_imports)
 from benchmark.spec import RunSpec
 from pruners.registry import ConfigError
 
@@ -36,14 +36,7 @@ START_TIMEOUT_S = 120.0
 
 def start_timeout() -> float:
     """Seconds ``ray.init`` may take before the grid stops with a message ($SPARSEBENCH_RAY_START_TIMEOUT)."""
-    text = os.environ.get(START_TIMEOUT_ENV, "")
-    try:
-        value = float(text) if text else START_TIMEOUT_S
-    except ValueError:
-        raise ConfigError(f"${START_TIMEOUT_ENV}={text!r} is not a number of seconds; use e.g. 300") from None
-    if not value > 0:
-        raise ConfigError(f"${START_TIMEOUT_ENV}={text!r} must be positive; use e.g. 300")
-    return value
+    return seconds_from_env(START_TIMEOUT_ENV, START_TIMEOUT_S, "300")
 
 
 def _ray_task(spec_dict: dict, out: str, device: str, grid: str, threads: int, run_timeout: float | None,
