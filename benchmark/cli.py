@@ -569,17 +569,16 @@ def _grid_with_plugins(path: str, targets: list[str], extra_pruners: list[dict] 
     except ConfigError as exc:
         raise plugins.annotate(exc) from None
     ours = {name: p for p, name in plugins.iter_plugin_pruners(loaded)}
-    targets = {}
+    checked = {}   # each plugin pruner with the hyperparameters the grid gives it -> its plugin
     for spec in grid.specs:
         if spec.pruner in ours:
-            t = Target.of(spec.pruner, dict(spec.pruner_args))
-            targets.setdefault(t, ours[spec.pruner])
-    if targets:
-        _, rows = run_checks(list(targets), KitConfig(models=("mlp",), allocations=("global",), gpu=False))
+            checked.setdefault(Target.of(spec.pruner, dict(spec.pruner_args)), ours[spec.pruner])
+    if checked:
+        _, rows = run_checks(list(checked), KitConfig(models=("mlp",), allocations=("global",), gpu=False))
         failure = first_failure(rows)
         if failure:
             failed = next(r[0] for r in rows if r[2] == "fail")
-            label = next(p.label for t, p in targets.items() if t.id == failed)
+            label = next(p.label for t, p in checked.items() if t.id == failed)
             raise ConfigError(f"plugin {label!r}: {failure}; the grid was not started (see "
                               f"'sparsebench plugin check {label}')")
     return grid
@@ -594,10 +593,9 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
     cfg = _kit_config(args)
     loaded = plugins.load_plugins(args.target)
-    names = [(n, "pruner") for p in loaded for n in p.pruners] + [(f"schedule:{n}", "") for p in loaded
-             for n in p.schedules] + [(f"reparam:{n}", "") for p in loaded for n in p.reparams]
-    asked = [(n, "") for n in args.pruner] + [(f"schedule:{n}", "") for n in args.schedule] + \
-        [(f"reparam:{n}", "") for n in args.reparam]
+    names = [n for p in loaded for n in p.pruners] + [f"schedule:{n}" for p in loaded for n in p.schedules] + \
+        [f"reparam:{n}" for p in loaded for n in p.reparams]
+    asked = args.pruner + [f"schedule:{n}" for n in args.schedule] + [f"reparam:{n}" for n in args.reparam]
     if asked:
         for n in args.pruner:
             PRUNERS.get(n)
@@ -609,7 +607,7 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     if not names:
         raise ConfigError("plugin check needs a TARGET (a .py file or package.module) or --pruner / --schedule / "
                           "--reparam NAME")
-    targets = [Target.of(n) for n, _ in names]
+    targets = [Target.of(n) for n in names]
     code, rows = run_checks(targets, cfg)
     print(format_rows(rows, args.format))
     failed = sorted({t for t, _, status, _ in rows if status == "fail"}, key=[x.id for x in targets].index)

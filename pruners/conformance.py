@@ -520,24 +520,20 @@ def _interface(ev: Evidence) -> None:
             ev.has_scores = cls.scores is not Pruner.scores
             ev.uses_sparsity, ev.learned = bool(cls.uses_sparsity), bool(cls.learned_sparsity)
             ev.interface_reason = "dataclass, defaults, validate(), " + ("scores()" if ev.has_scores else "initial_masks()")
-        elif t.kind == "schedule":
-            cls = SCHEDULES.get(t.name)
+        else:   # a schedule or a reparam: a dataclass that builds from its args, with a description
+            cls = (SCHEDULES if t.kind == "schedule" else REPARAMS).get(t.name)
             if "__dataclass_fields__" not in vars(cls):
-                raise ConfigError(f"schedule {t.name!r}: {cls.__qualname__} is not a dataclass; decorate it with "
-                                  "@dataclass under @register_schedule")
-            build_config(cls, t.args, f"schedule {t.name!r}")
+                raise ConfigError(f"{t.kind} {t.name!r}: {cls.__qualname__} is not a dataclass; decorate it with "
+                                  f"@dataclass under @register_{t.kind}")
+            if t.kind == "schedule":
+                build_config(cls, t.args, f"schedule {t.name!r}")
+            else:
+                build_reparam(t.name, t.args)
             ev.missing_metadata = [] if getattr(cls, "description", "") else ["description"]
-            ev.interface_reason = "dataclass, defaults, validate(); run with the magnitude score"
-        else:
-            cls = REPARAMS.get(t.name)
-            if "__dataclass_fields__" not in vars(cls):
-                raise ConfigError(f"reparam {t.name!r}: {cls.__qualname__} is not a dataclass; decorate it with "
-                                  "@dataclass under @register_reparam")
-            build_reparam(t.name, t.args)
-            ev.missing_metadata = [] if getattr(cls, "description", "") else ["description"]
-            if cls.kind not in STACK_KINDS:
+            if t.kind == "reparam" and cls.kind not in STACK_KINDS:
                 ev.missing_metadata.append(f"kind (one of {', '.join(STACK_KINDS)}: cannot be stacked)")
-            ev.interface_reason = "dataclass, defaults, validate(); run under random masks"
+            ev.interface_reason = "dataclass, defaults, validate(); " + (
+                "run with the magnitude score" if t.kind == "schedule" else "run under random masks")
     except ConfigError as exc:
         ev.interface_error = str(exc)
 
@@ -552,7 +548,7 @@ def _registered(target: Target) -> object:
     from reparam.base import REPARAMS
 
     registry = {"pruner": PRUNERS, "schedule": SCHEDULES, "reparam": REPARAMS}[target.kind]
-    return registry._entries.get(target.name)
+    return registry.get(target.name) if target.name in registry else None
 
 
 def evidence(target: Target, cfg: KitConfig) -> Evidence:
