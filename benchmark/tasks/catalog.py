@@ -44,6 +44,21 @@ FMNIST_LENET5 = register_task(Task(
     description="a small convolutional CPU task",
 ))
 
+FMNIST_RESNET8 = register_task(Task(
+    name="fmnist-resnet8",
+    dataset="fashion-mnist",
+    dataset_args={"image_size": 14},
+    model="resnet8",
+    model_args={"shortcut": "conv", "init": "kaiming_normal"},
+    recipe=Recipe(epochs=10, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4,
+                  lr_schedule="cosine", eval_batch_size=10000),
+    source="CPU analogue of the papers' CIFAR ResNet-20 (Sign-In, HAM, PILoT): a batch-norm ResNet-8 (one "
+           "basic block per stage, 16-32-64 channels, 1×1-conv shortcuts, Kaiming normal) on Fashion-MNIST "
+           "area-resized to 14 × 14; CIFAR-style recipe SGD momentum 0.9, lr 0.1, batch 128, wd 5e-4, cosine, "
+           "10 full epochs (sparsebench choice; about 10 s an epoch on one CPU thread)",
+    description="the batch-norm residual CPU task (issue 20): weight decay on, as in the papers' CIFAR recipes",
+))
+
 CIFAR10_RESNET20 = register_task(Task(
     name="cifar10-resnet20",
     dataset="cifar10",

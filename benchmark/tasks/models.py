@@ -217,17 +217,21 @@ def _cifar_resnet(depth: int) -> ModelFactory:
     n = (depth - 2) // 6
 
     def factory(input_shape: tuple[int, ...], num_outputs: int, shortcut: str = "conv",
-                init: str = "default") -> nn.Module:
+                init: str = "default", widths: Sequence[int] = (16, 32, 64)) -> nn.Module:
         c, _, _ = _need_image(f"resnet{depth}", input_shape)
-        return apply_init(CifarResNet(c, (16, 32, 64), (n, n, n), num_outputs, shortcut), init)
+        if len(widths) != 3 or not all(isinstance(w, int) and w > 0 for w in widths):
+            raise ConfigError(f"resnet{depth} widths must be three positive channel counts, got {list(widths)!r}; "
+                              "set e.g. widths = [16, 32, 64]")
+        return apply_init(CifarResNet(c, tuple(widths), (n, n, n), num_outputs, shortcut), init)
 
     factory.__name__ = f"resnet{depth}"
     factory.__doc__ = (f"ResNet-{depth} for CIFAR (He et al. 2016 §4.2): 3 stages of {n} basic blocks with "
-                       "16/32/64 channels, batch norm; ``shortcut='conv'`` (1×1 conv + BN, option B, the "
-                       "default of open_lth / SynFlow sparse-training code) or ``'pad'`` (option A).")
+                       "``widths`` channels (16/32/64), batch norm; ``shortcut='conv'`` (1×1 conv + BN, option "
+                       "B, the default of open_lth / SynFlow sparse-training code) or ``'pad'`` (option A).")
     return factory
 
 
+resnet8 = register_model("resnet8")(_cifar_resnet(8))
 resnet20 = register_model("resnet20")(_cifar_resnet(20))
 resnet32 = register_model("resnet32")(_cifar_resnet(32))
 resnet56 = register_model("resnet56")(_cifar_resnet(56))

@@ -354,3 +354,22 @@ def test_a_validation_split_holds_out_training_samples_and_leaves_the_test_set_a
     assert torch.equal(load_data("digits", validation=100).test_x, val.test_x)   # ... by a fixed split
     with pytest.raises(ConfigError, match="validation = .* must be between"):
         load_data("digits", validation=10**6)
+
+
+def test_image_size_area_resizes_every_image_and_the_shape_follows():
+    """``image_size`` (fmnist-resnet8's 14 × 14): an 8 → 4 resize is the 2 × 2 average pool, the info and
+    the stored data agree, and it composes with a validation split."""
+    from benchmark.tasks import dataset_info, load_data
+
+    full = load_data("digits")
+    small = load_data("digits", image_size=4)
+    assert small.info.input_shape == (1, 4, 4) == dataset_info("digits", image_size=4).input_shape
+    torch.testing.assert_close(small.train_x, torch.nn.functional.avg_pool2d(full.train_x, 2))
+    torch.testing.assert_close(small.test_x, torch.nn.functional.avg_pool2d(full.test_x, 2))
+    both = load_data("digits", image_size=4, validation=100)
+    assert both.train_x.shape[1:] == (1, 4, 4) and len(both.test_y) == 100
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="image_size must be a side length"):
+            dataset_info("digits", image_size=bad)
+    with pytest.raises(ConfigError, match="not images; remove image_size"):
+        dataset_info("sparse-regression", image_size=4)

@@ -46,12 +46,13 @@ def test_lenet_300_100_parameter_count():
     assert list(prunable_parameters(model)) == ["layers.0.weight", "layers.2.weight", "layers.4.weight"]
 
 
-def resnet20_by_hand(shortcut: str) -> int:
+def cifar_resnet_by_hand(shortcut: str, blocks: int = 3, widths: tuple[int, int, int] = (16, 32, 64),
+                         channels: int = 3) -> int:
     conv = lambda cin, cout, k=3: cin * cout * k * k  # noqa: E731
     bn = lambda c: 2 * c  # noqa: E731
-    total = conv(3, 16) + bn(16) + 64 * 10 + 10            # stem, classifier
-    for cin, cout in ((16, 16), (16, 32), (32, 64)):
-        for block in range(3):
+    total = conv(channels, widths[0]) + bn(widths[0]) + widths[2] * 10 + 10            # stem, classifier
+    for cin, cout in zip((widths[0], *widths[:2]), widths):
+        for block in range(blocks):
             c_in = cin if block == 0 else cout
             total += conv(c_in, cout) + bn(cout) + conv(cout, cout) + bn(cout)
             if block == 0 and c_in != cout and shortcut == "conv":
@@ -62,10 +63,21 @@ def resnet20_by_hand(shortcut: str) -> int:
 def test_resnet20_parameter_counts():
     pad = MODELS.get("resnet20")((3, 32, 32), 10, shortcut="pad")
     conv = MODELS.get("resnet20")((3, 32, 32), 10, shortcut="conv")
-    assert count_parameters(pad) == resnet20_by_hand("pad") == 269_722      # He et al.'s "0.27M" (option A)
-    assert count_parameters(conv) == resnet20_by_hand("conv") == 272_474    # option B, our default
+    assert count_parameters(pad) == cifar_resnet_by_hand("pad") == 269_722      # He et al.'s "0.27M" (option A)
+    assert count_parameters(conv) == cifar_resnet_by_hand("conv") == 272_474    # option B, our default
     assert "layers.1.0.shortcut.0.weight" in prunable_parameters(conv)
     assert len(prunable_parameters(pad)) == 20 - 1 + 0 + 1  # 19 convs + fc
+
+
+def test_resnet8_and_its_widths_match_a_hand_count_and_bad_widths_are_refused():
+    """fmnist-resnet8's model: one block per stage; ``widths`` scales the three stages."""
+    r8 = MODELS.get("resnet8")((1, 14, 14), 10)
+    assert count_parameters(r8) == cifar_resnet_by_hand("conv", blocks=1, channels=1) == 77_754
+    narrow = MODELS.get("resnet8")((1, 14, 14), 10, widths=[8, 16, 32])
+    assert count_parameters(narrow) == cifar_resnet_by_hand("conv", 1, (8, 16, 32), 1)
+    assert narrow(torch.zeros(2, 1, 14, 14)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="widths must be three positive"):
+        MODELS.get("resnet8")((1, 14, 14), 10, widths=[8, 16])
 
 
 def test_other_known_counts():
