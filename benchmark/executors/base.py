@@ -72,11 +72,18 @@ def worker_imports() -> list[str]:
 
 
 def load_worker_imports(names: list[str] | None = None) -> None:
-    """Load the driver's plugin targets in a worker (each once: ``pruners.plugins.load_plugin`` keys
-    files by absolute path and modules by name)."""
-    from pruners.plugins import load_plugins
+    """Make a worker's plugins the driver's: load its targets (each once: ``pruners.plugins.load_plugin``
+    keys files by absolute path and modules by name) and unload any other plugin the process holds — a
+    forked worker inherits what its forkserver discovered from the environment it started with, which
+    may list an earlier plugin of the same name (a driver that unloaded it, or a new version of it)."""
+    from pruners.plugins import load_plugins, loaded_plugins, resolve, unload_plugin
 
-    load_plugins(names if names is not None else worker_imports())
+    names = names if names is not None else worker_imports()
+    keep = {resolve(n)[0] for n in names}
+    for plugin in loaded_plugins():
+        if plugin.kind != "entry point" and plugin.key not in keep:   # installed packages stay
+            unload_plugin(plugin.key)
+    load_plugins(names)
 
 
 class RunTimeLimit(BaseException):

@@ -178,6 +178,21 @@ class _Worker:
     extra: dict = field(default_factory=dict)
 
 
+def built_in_only(spec: RunSpec) -> bool:
+    """True when ``spec`` uses only built-in pruner, schedule and reparams.  Only such runs execute in the
+    driver's own process (``--workers 1``, no ``--run-timeout``): a plugin's run goes to a worker process,
+    so a plugin that calls ``os._exit`` or crashes the interpreter is recorded and the grid goes on."""
+    from pruners import PRUNERS, SCHEDULES
+    from reparam import REPARAMS
+
+    try:
+        origins = [PRUNERS.origin(spec.pruner)] + ([SCHEDULES.origin(spec.schedule)] if spec.schedule else []) + \
+            [REPARAMS.origin(m) for m in str(spec.reparam).split("+") if m and m != "none"]
+    except ConfigError:
+        return False
+    return all(o == "built-in" for o in origins)
+
+
 def worker_device(device: str, index: int) -> str:
     """The device of pool worker ``index``: with ``--device cuda`` and several GPUs the workers are
     spread round-robin (``cuda:0``, ``cuda:1``, …), so ``--workers N`` packs N / GPUs runs on each;
@@ -230,7 +245,7 @@ class LocalExecutor(Executor):
             return
         resources = resources or {}
         threads = {s.run_id: run_threads(resources.get(s.run_id), self.workers) for s in specs}
-        if self.workers == 1 and self.run_timeout is None:
+        if self.workers == 1 and self.run_timeout is None and all(map(built_in_only, specs)):
             before = torch.get_num_threads()
             try:
                 for spec in specs:

@@ -329,7 +329,7 @@ def test_a_hanging_run_without_run_timeout_meets_the_default_limit(tmp_path, fau
     from benchmark.executors.base import DEFAULT_RUN_TIMEOUT_ENV, DEFAULT_RUN_TIMEOUT_S
 
     assert DEFAULT_RUN_TIMEOUT_S == 7 * 24 * 3600
-    monkeypatch.setenv(DEFAULT_RUN_TIMEOUT_ENV, "3")
+    monkeypatch.setenv(DEFAULT_RUN_TIMEOUT_ENV, "20")
     grid = tmp_path / "g.toml"
     grid.write_text('name = "t"\ntasks = ["digits-mlp"]\nsparsities = [0.5]\n[recipe]\nepochs = 1\n'
                     'max_train_batches = 2\n[[pruners]]\nname = "test-faulty"\n[[pruners]]\nname = "test-faulty"\n'
@@ -339,4 +339,26 @@ def test_a_hanging_run_without_run_timeout_meets_the_default_limit(tmp_path, fau
     recs = _modes(out)
     assert recs["none"]["status"] == "ok"
     assert recs["sleep"]["status"] == "failed"
-    assert recs["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 3 s"
+    assert recs["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 20 s"
+
+
+def test_a_plugin_that_calls_os_exit_with_one_worker_is_recorded_and_the_grid_goes_on(tmp_path, faulty):
+    """Issue 23 (3): with --workers 1 and no --run-timeout, built-in runs execute in the driver's process,
+    but a plugin's run goes to a worker process: its os._exit ends that worker, not the driver."""
+    from benchmark.executors.local import built_in_only
+    from benchmark.spec import make_spec
+
+    assert built_in_only(make_spec("digits-mlp", "random", 0.5))
+    assert not built_in_only(make_spec("digits-mlp", "test-faulty", 0.5))
+    marker = tmp_path / "die"
+    marker.write_text("")
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "x"\ntasks = ["digits-mlp"]\nsparsities = [0.5]\n[recipe]\nepochs = 1\n'
+                    'max_train_batches = 2\n[[pruners]]\nname = "random"\n[[pruners]]\nname = "test-faulty"\n'
+                    f'args = {{ mode = "exit", marker = "{marker}" }}\n')
+    out = tmp_path / "out"
+    assert main(["run", str(grid), "--out", str(out), "--no-progress"]) == 0
+    recs = {r["pruner"]: r for r in (json.loads(p.read_text()) for p in out.glob("runs/*/result.json"))}
+    assert recs["random"]["status"] == "ok"
+    assert recs["test-faulty"]["status"] == "failed"
+    assert recs["test-faulty"]["reason"].startswith("worker process died")
