@@ -101,7 +101,8 @@ def build_parser() -> Parser:
     r.add_argument("--executor", default="local", help="where runs execute: local (default), ray, slurm "
                    "(docs/scaling.md)")
     r.add_argument("--run-timeout", type=positive_float, default=None, metavar="SECONDS",
-                   help="per-run time limit; a run past it is recorded failed and the others go on")
+                   help="per-run time limit (overrides the grid's run_timeout; default 7 days); a run past it is "
+                   "recorded failed and the others go on")
     r.add_argument("--address", default=None, help="Ray cluster address (--executor ray; default: start a "
                    "local Ray)")
     r.add_argument("--partition", default=None, help="Slurm partition (--executor slurm)")
@@ -195,6 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--task {t!r} is not a task of {args.grid}{did_you_mean(t, sorted(tasks))}; "
                                   f"its tasks: {', '.join(sorted(tasks))}")
         grid = replace(grid, specs=[s for s in grid.specs if s.task in args.task])
+    if executor is not None and args.run_timeout is None and grid.run_timeout is not None:
+        executor.limit_runs(grid.run_timeout)
     if args.dry_run:
         for spec in grid.specs:
             print(f"{spec.run_id}  {spec.label()}")

@@ -33,6 +33,9 @@ Format (see grids/quick.toml and docs/grids.md)::
     id = "plain"                         # optional: lets a pruner pick this entry among several of
                                          # one name (e.g. a HAM alpha chosen per base method)
 
+    run_timeout = 86400                  # optional: per-run time limit in seconds (every executor;
+                                         # --run-timeout overrides it; default 7 days)
+
     [resources]                          # optional: what each run needs (Ray / Slurm schedule by it)
     cpus = 1                             # CPU cores per run (> 0)
     gpus = 0                             # GPUs per run (>= 0; fractions share a GPU under Ray)
@@ -65,7 +68,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = {"name", "description", "tasks", "sparsities", "seeds", "analysis", "recipe", "task_recipe", "dataset_args",
-            "pruners", "reparams", "resources", "task_resources"}
+            "pruners", "reparams", "resources", "task_resources", "run_timeout"}
 RESOURCE_KEYS = {"cpus", "gpus"}
 PRUNER_KEYS = {"name", "allocation", "allocation_args", "args", "schedule", "schedule_args", "sparsities", "reparams"}
 REPARAM_KEYS = {"name", "args", "id"}
@@ -105,6 +108,7 @@ class Grid:
     specs: list[RunSpec]
     source: str = ""
     resources: dict[str, Resources] = field(default_factory=dict)   # run id -> resources
+    run_timeout: float | None = None   # seconds a run may take (the grid's ``run_timeout``; None: the default)
 
 
 def _resources(value: Any, where: str, base: Resources) -> Resources:
@@ -115,6 +119,16 @@ def _resources(value: Any, where: str, base: Resources) -> Resources:
             raise ConfigError(f"{where}.{key} = {v!r} must be a number {'> 0' if key == 'cpus' else '>= 0'}, "
                               f"e.g. {key} = {1 if key == 'cpus' else 0}")
     return replace(base, **{k: float(v) for k, v in table.items()})
+
+
+def _run_timeout(value: Any, where: str) -> float | None:
+    """The grid's per-run time limit: a positive number of seconds, or None when the key is absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ConfigError(f"{where}: run_timeout = {value!r} must be a positive number of seconds, e.g. "
+                          "run_timeout = 86400 (one day)")
+    return float(value)
 
 
 def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
@@ -268,4 +282,5 @@ def expand_grid(raw: dict, where: str = "grid") -> Grid:
                                 seen.add(spec.run_id)
                                 specs.append(spec)
                                 resources[spec.run_id] = task_resources.get(task, base_resources)
-    return Grid(name=name, description=str(raw.get("description", "")), specs=specs, resources=resources)
+    return Grid(name=name, description=str(raw.get("description", "")), specs=specs, resources=resources,
+                run_timeout=_run_timeout(raw.get("run_timeout"), where))

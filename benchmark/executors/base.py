@@ -59,9 +59,16 @@ class Executor(ABC):
         the grid's ``[resources]`` tables); executors that schedule by resources use it.
         """
 
+    run_timeout: float | None = None
+
     def detached(self) -> bool:
         """True when :meth:`run` submitted the runs and returned without waiting (Slurm --detach)."""
         return False
+
+    def limit_runs(self, seconds: float) -> None:
+        """Set the per-run time limit after construction (a grid's ``run_timeout``, read after the
+        executor started its workers; ``--run-timeout`` given on the command line takes precedence)."""
+        self.run_timeout = float(seconds)
 
 
 def worker_imports() -> list[str]:

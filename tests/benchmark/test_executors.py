@@ -342,6 +342,31 @@ def test_a_hanging_run_without_run_timeout_meets_the_default_limit(tmp_path, fau
     assert recs["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 20 s"
 
 
+def test_the_grid_sets_the_per_run_time_limit_and_the_flag_overrides_it(tmp_path, faulty):
+    """Issue 23 (3): ``run_timeout = N`` in a grid limits each of its runs (a hanging plugin is recorded as a
+    timeout and the grid goes on); ``--run-timeout`` replaces the grid's value; a bad value is refused."""
+    from benchmark.grid import load_grid
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "t"\nrun_timeout = 4\ntasks = ["digits-mlp"]\nsparsities = [0.5]\n[recipe]\nepochs = 1\n'
+                    'max_train_batches = 2\n[[pruners]]\nname = "test-faulty"\n[[pruners]]\nname = "test-faulty"\n'
+                    'args = { mode = "sleep" }\n')
+    assert load_grid(grid).run_timeout == 4.0
+    out = tmp_path / "out"
+    assert main(["run", str(grid), "--out", str(out), "--no-progress"]) == 0
+    recs = _modes(out)
+    assert recs["none"]["status"] == "ok"
+    assert recs["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 4 s"
+    out2 = tmp_path / "out2"
+    assert main(["run", str(grid), "--out", str(out2), "--no-progress", "--run-timeout", "3"]) == 0
+    assert _modes(out2)["sleep"]["reason"] == "timeout: exceeded the per-run time limit of 3 s"
+    text = grid.read_text()
+    for bad in ("0", "-1", '"1h"', "true"):
+        grid.write_text(text.replace("run_timeout = 4", f"run_timeout = {bad}"))
+        with pytest.raises(ConfigError, match="run_timeout = .* must be a positive number of seconds"):
+            load_grid(grid)
+
+
 def test_a_plugin_that_calls_os_exit_with_one_worker_is_recorded_and_the_grid_goes_on(tmp_path, faulty):
     """Issue 23 (3): with --workers 1 and no --run-timeout, built-in runs execute in the driver's process,
     but a plugin's run goes to a worker process: its os._exit ends that worker, not the driver."""
