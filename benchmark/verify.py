@@ -138,8 +138,9 @@ def deep_problems(folder: Path, rec: dict) -> list[str]:
             problems.append(f"{name} has {path.stat().st_size} bytes, {meta.get('size')} recorded (truncated?)")
         elif sha256(path) != meta.get("sha256"):
             problems.append(f"{name} differs from the file the run wrote (SHA-256 mismatch)")
-    if (folder / "metrics.jsonl").is_file():
-        problems.append(_metrics_problem(folder / "metrics.jsonl"))
+    if (folder / "metrics.jsonl").is_file():   # one problem per file: a truncated file is named once
+        if not any(p.startswith("metrics.jsonl") for p in problems):
+            problems.append(_metrics_problem(folder / "metrics.jsonl"))
     elif rec.get("status") == "ok":
         problems.append("metrics.jsonl is missing")
     problems.append(_log_problem(folder / "log.txt"))
