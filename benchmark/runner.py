@@ -265,6 +265,8 @@ def build(spec: RunSpec, device: torch.device, rec: dict, log: RunLog) -> Built:
     data = cached_data(spec.dataset, spec.dataset_args)
     seed_everything(spec.seed)
     model = build_model(spec).to(device)
+    if recipe.channels_last:   # parameters keep their identity: masks, optimiser and reparams see the same ones
+        model = model.to(memory_format=torch.channels_last)
     train_loader, test_loader = make_loaders(data, batch_size=recipe.batch_size,
                                              eval_batch_size=recipe.eval_batch_size, seed=spec.seed,
                                              device=device, max_train_batches=recipe.max_train_batches)
@@ -357,7 +359,8 @@ def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: 
             last_checkpoint[0] = time.perf_counter()
 
     fit(b.session, b.train_loader, b.loss_fn, test_batches=b.test_loader, classification=b.classification,
-        on_epoch=on_epoch, start_epoch=start_epoch, eval_every=b.recipe.eval_every)
+        on_epoch=on_epoch, start_epoch=start_epoch, eval_every=b.recipe.eval_every,
+        autocast_dtype=torch.bfloat16 if b.recipe.precision == "bf16" else None)
     rec["train_time_s"] = trained_before + time.perf_counter() - t_train
     if metrics_path.exists():
         writes.sync(metrics_path)  # appended line by line; durable before result.json too

@@ -154,7 +154,7 @@ class NanoAdamOptimizer(torch.optim.Optimizer):
                 if idx.numel() == 0:
                     continue
                 if not (p.is_contiguous() and m.is_contiguous() and v.is_contiguous()):
-                    raise RuntimeError("NanoAdam needs contiguous parameters and state")
+                    raise RuntimeError("NanoAdam needs contiguous parameters and state; set the recipe's channels_last = false")
                 pf, mf, vf = p.view(-1), m.view(-1), v.view(-1)
                 g = p.grad.reshape(-1).index_select(0, idx)
                 ms = mf.index_select(0, idx).lerp_(g, 1.0 - b1)

@@ -17,6 +17,7 @@ from pruners.registry import ConfigError, Registry, coerce_value
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine", "step", "multistep", "linear")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Recipe:
     loss: str = "cross_entropy"      # or "mse" for regression tasks
     eval_every: int = 1              # evaluate / log every k epochs (and always after the last one)
     eval_at_steps: tuple[int, ...] = ()  # also record test top-1 after these optimiser steps (anytime accuracy)
+    precision: str = "fp32"          # "bf16": the training forward under torch.autocast(bfloat16) (GPU grids)
+    channels_last: bool = False      # conv models in channels-last memory format (faster convs on GPUs)
 
     def validate(self) -> None:
         """Raise ConfigError for values no training run could use."""
@@ -72,6 +75,8 @@ class Recipe:
         if any(not isinstance(s, int) or s <= 0 for s in self.eval_at_steps):
             raise ConfigError(f"recipe eval_at_steps must be positive step counts, got {list(self.eval_at_steps)}; "
                               "set e.g. eval_at_steps = [300, 1000]")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown recipe precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.max_train_batches < 0:
             raise ConfigError("recipe max_train_batches must be >= 0 (0 means the full epoch)")
 

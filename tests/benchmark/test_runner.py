@@ -1,5 +1,6 @@
 """One run end to end: determinism, records, divergence and failures."""
 import json
+import math
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from benchmark.runfolder import read_result, run_dir
 from benchmark.runner import execute
 from benchmark.spec import make_spec
 from pruners import Masks
+from pruners.registry import ConfigError
 
 TINY = {"epochs": 2}
 
@@ -129,6 +131,30 @@ def test_compile_on_cpu_runs_eager_says_so_and_keeps_the_run_id(tmp_path, monkey
     assert recs["compiled"]["versions"]["compile"].startswith("eager on cpu (requested")
     assert recs["eager"]["run_id"] == recs["compiled"]["run_id"] == spec.run_id
     assert recs["eager"]["final_top1"] == recs["compiled"]["final_top1"]
+
+
+def test_bf16_and_channels_last_recipes_train_keep_pruned_weights_zero_and_are_their_own_runs(tmp_path):
+    """Issue 22 (1): the GPU path's recipe options, run here on the CPU on a tiny batch-norm ResNet.
+    channels_last changes only the memory layout (same run otherwise: result within float tolerance);
+    bf16 autocasts the training forward (a different run id, a different but finite result); in every
+    run the pruned weights of the saved model are exactly zero."""
+    base = {"epochs": 1, "max_train_batches": 4, "batch_size": 32}
+    variants = {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"}}
+    recs = {}
+    for name, extra in variants.items():
+        spec = make_spec("digits-mlp", "random", 0.8, model="resnet8", model_args={"widths": [4, 8, 8]},
+                         recipe={**base, **extra})
+        recs[name] = execute(spec, tmp_path)
+        folder = run_dir(tmp_path, spec.run_id)
+        weights = torch.load(folder / "model.pt", weights_only=True)
+        masks = Masks.load(folder / "masks.pt")
+        assert all(int(torch.count_nonzero(weights[n][~m])) == 0 for n, m in masks.items()), name
+    assert len({r["run_id"] for r in recs.values()}) == 3
+    assert recs["channels_last"]["final_test_loss"] == pytest.approx(recs["fp32"]["final_test_loss"], abs=1e-4)
+    assert math.isfinite(recs["bf16"]["final_test_loss"])
+    assert recs["bf16"]["final_test_loss"] != recs["fp32"]["final_test_loss"]
+    with pytest.raises(ConfigError, match="unknown recipe precision 'fp16'; choose one of fp32, bf16"):
+        make_spec("digits-mlp", "random", 0.8, recipe={"precision": "fp16"})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.compile runs only on CUDA (no GPU here)")
