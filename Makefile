@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 OUT ?= results/quick
 STAMP := .make-installed
 
-.PHONY: install install-test data demo test bench gpu-check lint clean archive-results restore-results
+.PHONY: install install-test data data-local demo test bench gpu-check gpu-evidence lint clean archive-results restore-results
 
 # torch / torchvision pinned to the releases this project is tested with; a range would make pip
 # fetch a multi-GB CUDA build on machines where the pinned wheel is not cached.  `make demo TORCH=cpu`
@@ -27,6 +27,12 @@ data:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
+# Fashion-MNIST's IDX files copied into data/FashionMNIST/raw (gitignored): for a machine without the Debian
+# package, e.g. a lent GPU box (carry data/ there); gpu-evidence reads them through $SPARSEBENCH_DATA.
+data-local: data
+	@mkdir -p data/FashionMNIST/raw && cp -n /usr/share/datasets/fashion-mnist/*.gz data/FashionMNIST/raw/ && \
+		ls data/FashionMNIST/raw
+
 demo: install data
 	sparsebench run grids/quick.toml --out $(OUT) --workers 2
 	sparsebench table --out $(OUT)
@@ -46,12 +52,24 @@ gpu-check: install
 	@mkdir -p docs/gpu
 	$(PYTHON) -m benchmark.gpu_check --compile --pack 1,4,8 2>&1 | tee docs/gpu/gpu_check-$$(date +%Y%m%d).log
 
+# On a machine with a CUDA GPU: the Sign-In / HAM table on ResNet-20 with Fashion-MNIST (grids/gpu-evidence.toml,
+# 30 runs packed 8 at a time, ~8 min); the log holds the table with 95 % intervals and the paired gains.
+GPU_WORKERS ?= 8
+gpu-evidence: install
+	@mkdir -p docs/gpu; log=docs/gpu/gpu-evidence-$$(date +%Y%m%d).log; \
+	if [ -d data/FashionMNIST/raw ]; then export SPARSEBENCH_DATA=$(CURDIR)/data; fi; \
+	{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; \
+	  sparsebench run grids/gpu-evidence.toml --out results/gpu-evidence --device cuda --workers $(GPU_WORKERS) --no-progress && \
+	  sparsebench table --out results/gpu-evidence --format md && \
+	  sparsebench table --out results/gpu-evidence --format md --gains && \
+	  $(PYTHON) scripts/recipe_curve.py results/gpu-evidence; } 2>&1 | tee $$log
+
 # Finished runs of the committed result grids, without weights (result.json, spec.json, metrics.jsonl,
 # log.txt of every run folder with a result, and the marker weights.omitted, written into the archive
 # only, that tells the run checks the weights were left out on purpose; benchmark/verify.py):
 # `make restore-results` unpacks them into results/, so the grids resume where they stopped (finished
 # runs are skipped, not re-run for their missing weights) and the pages regenerate on a fresh machine.
-ARCHIVED ?= sweep signin-ham pai reparam d2s
+ARCHIVED ?= sweep signin-ham signin-ham-resnet8 pai reparam d2s
 archive-results:
 	@mkdir -p results-archive; for d in $(ARCHIVED); do [ -d results/$$d/runs ] || continue; \
 		(cd results && find $$d/runs -name result.json -printf '%h\n' | sort | \

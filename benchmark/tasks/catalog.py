@@ -59,6 +59,20 @@ FMNIST_RESNET8 = register_task(Task(
     description="the batch-norm residual CPU task (issue 20): weight decay on, as in the papers' CIFAR recipes",
 ))
 
+FMNIST_RESNET20 = register_task(Task(
+    name="fmnist-resnet20",
+    dataset="fashion-mnist",
+    model="resnet20",
+    model_args={"shortcut": "conv", "init": "kaiming_normal"},
+    recipe=Recipe(epochs=20, batch_size=256, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                  lr_schedule="cosine", eval_batch_size=2000),
+    source="the papers' CIFAR-10 ResNet-20 (Sign-In, PILoT: 16-32-64 channels, 1×1-conv shortcuts, Kaiming "
+           "normal) on 28 × 28 Fashion-MNIST with the cifar10-resnet20 recipe (SGD momentum 0.9, batch 256, lr "
+           "0.1, wd 1e-4, cosine) for 20 epochs (sparsebench choice: a GPU task for grids/gpu-evidence.toml; "
+           "about 280 s an epoch on one CPU thread)",
+    description="GPU evidence task (issue 22): ResNet-20 on Fashion-MNIST, data that travels to a GPU box",
+))
+
 CIFAR10_RESNET20 = register_task(Task(
     name="cifar10-resnet20",
     dataset="cifar10",

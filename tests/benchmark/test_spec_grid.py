@@ -1,5 +1,6 @@
 """RunSpec identity and grid expansion."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +252,16 @@ def test_a_stored_spec_keeps_its_task_fields(edited_task):
     old["spec_version"] = 1
     with pytest.raises(ConfigError, match="store migrate"):
         RunSpec.from_dict(old)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "grids").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_committed_grid_loads_and_validates(path):
+    """A committed grid that no longer validates (a renamed task, a recipe key, a hyperparameter) fails
+    here, not on a researcher's cluster."""
+    from benchmark.grid import load_grid
+
+    grid = load_grid(path)
+    assert grid.specs and grid.name == path.stem
+    if path.stem == "gpu-evidence":   # the GPU path's recipe fields travel in every run's spec
+        assert all(s.recipe["precision"] == "bf16" and s.recipe["channels_last"] for s in grid.specs)
