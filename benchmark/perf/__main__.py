@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"Assembled from runs of the suite on {machine()} (last {dt.date.today().isoformat()}); the "
                 f"sections were measured at different times — each names its time stamp, load average and clock. "
                 f"A 1-minute load average above {QUIET_LOAD} means the machine was shared with other jobs: "
-                "absolute times are then inflated and ratios noisier than on a quiet machine.", "", COMMAND, ""]
+                "absolute times are then inflated and ratios noisier than on a quiet machine.", "", COMMAND, "",
+                TARGETS]
         if not complete:
             head += [INCOMPLETE, ""]
         Path(args.write).write_text("\n".join(head) + "\n" + body, encoding="utf-8")
@@ -104,6 +105,17 @@ COMMAND = ("Command: `make bench` (`python -m benchmark.perf --write docs/benchm
            "run; `--only epoch,memory` re-measures those sections of an existing report in place). Every figure is "
            "a ratio of two things timed side by side in one run, interleaved (rotating order) after a warm-up, "
            "median over rounds of the per-round ratio.")
+TARGETS = """Targets (issue 22), each measured in the section named; a miss is explained there with its breakdown:
+
+| figure | target | section |
+|---|---|---|
+| CPU: suite epoch / bare loop (LeNet-300-100, LeNet-5, ResNet-8) | ≤ 1.05 | Training epoch |
+| CPU: masked / dense epoch | ≤ 1.05 | Training epoch |
+| CPU: quick grid 2 workers / 1 worker | ≥ 1.8× | Grid |
+| GPU: Sign-In / dense, HAM / dense, PILoT / dense (ResNet-20, bf16) | ≤ 1.10, ≤ 1.05, ≤ 1.10 | GPU check |
+| GPU: masked / dense | ≤ 1.03 | GPU check |
+| GPU: 8 packed runs / 1 run, throughput | ≥ 4× | GPU check |
+"""
 INCOMPLETE = ("**Incomplete: the suite is still running (or was stopped); the sections below are those measured "
               "so far.**")
 
@@ -116,7 +128,7 @@ def _write_report(path: Path, parts: list[str], load0: float, t0: float, done: b
             f"{time.perf_counter() - t0:.0f} s{'' if done else ' so far'}. 1-minute load average {load0:.1f} at "
             f"the start, {load1:.1f} at the end{'' if quiet else ' — the machine was shared with other jobs, so absolute times are inflated and the ratios are noisier than on a quiet machine'}.",
             "",
-            COMMAND + f" Clock of the step timings in this run: {clock_name()}.", ""]
+            COMMAND + f" Clock of the step timings in this run: {clock_name()}.", "", TARGETS]
     if not done:
         head += [INCOMPLETE, ""]
     path.write_text("\n".join(head) + "\n" + "\n".join(parts), encoding="utf-8")

@@ -1,4 +1,5 @@
-"""The suite's training epoch against a bare PyTorch loop, masked against dense, each reparam against plain.
+"""The suite's training epoch against a bare PyTorch loop, masked against dense, each reparam against plain,
+on the models of the three CPU tasks (LeNet-300-100, LeNet-5, the batch-norm ResNet-8).
 
 Every variant trains one epoch over the same in-memory tensors (a Fashion-MNIST-shaped random set,
 batch 128, a :class:`benchmark.tasks.TensorLoader`) from the same initialisation:
@@ -24,7 +25,10 @@ import torch.nn.functional as F
 
 from benchmark.perf.timing import clock, clock_name, interleaved, load_average, ratio
 
-MODELS = {"lenet300": ("mlp", {"hidden": [300, 100]}, "LeNet-300-100"), "lenet5": ("lenet5", {}, "LeNet-5")}
+#: name -> (model factory, its arguments, label, input shape): the three CPU tasks' models
+MODELS = {"lenet300": ("mlp", {"hidden": [300, 100]}, "LeNet-300-100", (1, 28, 28)),
+          "lenet5": ("lenet5", {}, "LeNet-5", (1, 28, 28)),
+          "resnet8": ("resnet8", {"init": "kaiming_normal"}, "ResNet-8 (fmnist-resnet8, 14 × 14)", (1, 14, 14))}
 REPARAMS = {"signin": {}, "pilot": {"alpha": 1e-4}, "ham": {"alpha": 20.0}}
 
 
@@ -38,11 +42,11 @@ def _variants(model_name: str, samples: int, batch: int = 128) -> dict[str, Call
     from pruners.session import build_session, fit
     from reparam import REPARAMS as REGISTRY
 
-    factory, args, _ = MODELS[model_name]
+    factory, args, _, shape = MODELS[model_name]
     torch.manual_seed(0)
-    base = FACTORIES.get(factory)(input_shape=(1, 28, 28), num_outputs=10, **args)
+    base = FACTORIES.get(factory)(input_shape=shape, num_outputs=10, **args)
     g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(samples, 1, 28, 28, generator=g), torch.randint(0, 10, (samples,), generator=g)
+    x, y = torch.randn(samples, *shape, generator=g), torch.randint(0, 10, (samples,), generator=g)
     loader = TensorLoader(x, y, batch_size=batch, shuffle=True, seed=0)
     recipe = Recipe(epochs=1, batch_size=batch, optimizer="sgd", lr=0.01, momentum=0.9)
     scores = {n: torch.rand(p.shape, generator=g) for n, p in prunable_parameters(base).items()}
@@ -86,7 +90,8 @@ def section(quick: bool = False) -> str:
     rows = [(MODELS[m][2], measure(m, quick)) for m in MODELS]
     samples = 1024 if quick else 8192
     lines = ["## Training epoch: the suite against a bare PyTorch loop", "",
-             f"One epoch of {samples} Fashion-MNIST-shaped samples (batch 128, in memory), SGD momentum 0.9 with "
+             f"One epoch of {samples} Fashion-MNIST-shaped samples (28 × 28; 14 × 14 for ResNet-8, as its task; "
+             "batch 128, in memory), SGD momentum 0.9 with "
              f"the recipe's cosine schedule, {clock_name()}, load {load_average():.1f}; median over interleaved "
              "rounds of the per-round ratio (`benchmark/perf/epoch.py`). Targets: suite / bare ≤ 1.05, "
              "masked / dense ≤ 1.05.", "",
