@@ -6,12 +6,11 @@
 written atomically (temp file, fsync, rename), so a killed process never leaves a half result that
 counts as done.
 
-Durability order: the runner hands the folder's other files to a :class:`BackgroundWrites` (writer
-threads; the same temp file, fsync, rename per file, plus an fsync of the appended
-``metrics.jsonl``) and waits for all of them before it writes ``result.json`` (fsync'd inline).  So
-when ``result.json`` exists, every file of the run is on disk — as with inline writes — while the
-fsyncs (a journal commit each, 1–5 ms on a shared disk) overlap training and the final measurements
-instead of adding to the run time.
+Durability order: every other file of the folder is written (temp file, fsync, rename; the appended
+``metrics.jsonl`` fsync'd) before ``result.json``, so when ``result.json`` exists every file of the run
+is on disk.  The writes are synchronous: their fsyncs cost a few milliseconds a run (a journal commit
+each, 1–5 ms on a shared disk), under 0.1 % of a converged CPU run; the writer threads that once hid
+them were removed (issue 22).
 """
 from __future__ import annotations
 
@@ -22,9 +21,8 @@ import secrets
 import shutil
 import sqlite3
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from pruners.registry import ConfigError
 
@@ -103,102 +101,15 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-class BackgroundWrites:
-    """File writes of one run folder done by background threads; :meth:`wait` before the commit record.
-
-    Why: each fsync is a journal commit of the file system (1–5 ms here, more when the disk is shared)
-    and a run folder has five or more files, which made the inline fsyncs ~3 % of a ``digits-mlp``
-    run.  Each job still writes its file exactly as :func:`atomic_write_bytes` does (temp file,
-    fsync, rename), so a file under its final name is always complete; the threads only move the
-    waiting off the run's critical path (fsync releases the GIL), so it overlaps the training
-    (``spec.json``) or the final evaluation and connectivity (masks, model).  Jobs run concurrently
-    (up to :data:`WRITER_THREADS`): the file system can then serve several fsyncs with one journal commit,
-    and on a loaded machine the thread wake-ups after each fsync are not paid one after another.
-    Jobs on the same path run in the order they were queued.  The runner calls :meth:`wait` before it
-    writes ``result.json``: a finished result still implies that every file of its folder is durable.
-
-    The first error of a job is re-raised by :meth:`wait` (the other jobs still run, so the folder
-    ends in a consistent state).  The threads belong to one pool per process (:func:`_writer_pool`),
-    kept between runs: starting a thread costs a scheduler round trip, ~0.5 ms each on a loaded
-    machine, more than the fsync it would hide.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: list[Future] = []
-        self._by_path: dict[Path, Future] = {}
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., Any], path: Path, *args: Any) -> None:
-        """Run ``fn(path, *args)`` on a writer thread (after any job queued before it on ``path``)."""
-        path = Path(path)
-        with self._lock:
-            before = self._by_path.get(path)
-        if before is not None:
-            before.exception()  # same file: keep the order (rare; its error is reported by wait())
-        with self._lock:
-            job = _writer_pool().submit(fn, path, *args)
-            self._jobs.append(job)
-            self._by_path[path] = job
-
-    def write_bytes(self, path: Path, data: bytes) -> None:
-        """Queue :func:`atomic_write_bytes` of ``data`` (looked up when the job runs)."""
-        self.submit(_write_bytes, Path(path), data)
-
-    def write_json(self, path: Path, obj: Any) -> None:
-        """Queue :func:`atomic_write_json` of ``obj`` (serialised now, so later changes do not leak in)."""
-        self.write_bytes(path, json_bytes(obj))
-
-    def write_torch(self, path: Path, obj: Any) -> None:
-        """Queue ``torch.save`` of ``obj`` into :func:`atomic_write_bytes` — the serialisation too runs on
-        the writer thread, so ``obj``'s tensors must not change before :meth:`wait`."""
-        self.submit(_write_torch, Path(path), obj)
-
-    def sync(self, path: Path) -> None:
-        """Queue an fsync of the existing file ``path``."""
-        self.submit(fsync_path, Path(path))
-
-    def wait(self) -> None:
-        """Block until every queued job has finished; re-raise the first job's error, if any."""
-        with self._lock:
-            jobs, self._jobs = self._jobs, []
-            self._by_path.clear()
-        first: BaseException | None = None
-        for job in jobs:
-            exc = job.exception()
-            if exc is not None and first is None:
-                first = exc
-        if first is not None:
-            raise first
-
-
-#: Writer threads per process (a run's final batch is 4–5 files).
-WRITER_THREADS = 4
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _writer_pool() -> ThreadPoolExecutor:
-    """The process's writer threads (created on first use; a forked child makes its own)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=WRITER_THREADS,
-                                                     thread_name_prefix="sparsebench-writes"))
-        return _POOL[1]
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)  # the module attribute at call time (tests replace it)
-
-
-def _write_torch(path: Path, obj: Any) -> None:
+def atomic_write_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` of ``obj`` written with :func:`atomic_write_bytes` (model.pt, a pruner's artefacts)."""
     import io
 
     import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    _write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def runs_dir(out: Path) -> Path:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from benchmark.checkpoint import load_checkpoint, remove_checkpoint, restore, save_checkpoint
-from benchmark.runfolder import (RESULT, BackgroundWrites, atomic_write_bytes, atomic_write_json, fsync_path,
+from benchmark.runfolder import (RESULT, atomic_write_bytes, atomic_write_json, atomic_write_torch, fsync_path,
                                  is_output_error, output_error, reset_unfinished, run_dir)
 from benchmark.schema import SCHEMA_VERSION, empty_record
 from benchmark.spec import RunSpec, components
@@ -148,7 +148,7 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
-def _prepare_folder(folder: Path, spec: RunSpec, writes: BackgroundWrites) -> dict | None:
+def _prepare_folder(folder: Path, spec: RunSpec) -> dict | None:
     """Make ``folder`` ready for a run: the checkpoint to resume from, or None after clearing it."""
     spec_dict = spec.to_dict()
     if (folder / RESULT).exists():  # a failed run retried: it is not done until it ends again
@@ -157,7 +157,7 @@ def _prepare_folder(folder: Path, spec: RunSpec, writes: BackgroundWrites) -> di
     if payload is None:
         reset_unfinished(folder)  # no usable checkpoint: start over
     folder.mkdir(parents=True, exist_ok=True)
-    writes.write_json(folder / "spec.json", spec_dict)  # its fsync overlaps the training
+    atomic_write_json(folder / "spec.json", spec_dict)
     return payload
 
 
@@ -165,9 +165,8 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
     """Run ``spec`` (resuming from its checkpoint when there is one), write its folder under ``out``,
     and return its result record."""
     folder = run_dir(Path(out), spec.run_id)
-    writes = BackgroundWrites()  # the folder's files, made durable before result.json (runfolder)
     try:
-        resume = _prepare_folder(folder, spec, writes)
+        resume = _prepare_folder(folder, spec)
     except OSError as exc:
         raise output_error(Path(out), exc) from None
     log = RunLog(folder / "log.txt")
@@ -181,8 +180,8 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
         if torch.device(device).type == "cuda":   # this run's peak, not the worker's earlier runs'
             torch.cuda.reset_peak_memory_stats(torch.device(device))
         built = build(spec, torch.device(device), rec, log)
-        history = _fit(spec, built, folder, rec, log, resume, writes)
-        _finalise(spec, built, history, folder, rec, writes)
+        history = _fit(spec, built, folder, rec, log, resume)
+        _finalise(spec, built, history, folder, rec)
         rec["status"] = "ok"
         rec["reason"] = ""
     except Diverged as exc:
@@ -200,7 +199,6 @@ def execute(spec: RunSpec, out: str | Path, device: str = "cpu", grid: str = "")
     rec["finished_at"] = now()
     try:
         log(f"end status={rec['status']}")
-        writes.wait()  # every other file of the folder is on disk before the result declares it done
         rec[MANIFEST] = manifest(folder)  # size and SHA-256 of each file (benchmark.verify)
         atomic_write_json(folder / RESULT, rec)
         fsync_path(folder)  # and the renames themselves (result.json's entry) are durable
@@ -325,8 +323,7 @@ def compile_model(model: torch.nn.Module, device: torch.device) -> str:
     return "torch.compile"
 
 
-def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: dict | None,
-         writes: BackgroundWrites) -> list[dict[str, Any]]:
+def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: dict | None) -> list[dict[str, Any]]:
     """Train the session, appending each evaluated epoch to metrics.jsonl and checkpointing every
     $SPARSEBENCH_CHECKPOINT_EVERY seconds; a resume restores the checkpoint first.  Returns the history."""
     state, callbacks = b.session.state, b.session.callbacks
@@ -353,7 +350,6 @@ def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: 
         done.append(m)
         # the last epoch ends in result.json instead; short runs are not worth a checkpoint per epoch
         if m["epoch"] < state.epochs and time.perf_counter() - last_checkpoint[0] >= checkpoint_every():
-            writes.wait()  # spec.json, which a resume checks the checkpoint against, is on disk first
             save_checkpoint(folder, spec.run_id, spec.to_dict(), state, callbacks, done,
                             trained_before + time.perf_counter() - t_train)
             last_checkpoint[0] = time.perf_counter()
@@ -363,12 +359,11 @@ def _fit(spec: RunSpec, b: Built, folder: Path, rec: dict, log: RunLog, resume: 
         autocast_dtype=torch.bfloat16 if b.recipe.precision == "bf16" else None)
     rec["train_time_s"] = trained_before + time.perf_counter() - t_train
     if metrics_path.exists():
-        writes.sync(metrics_path)  # appended line by line; durable before result.json too
+        fsync_path(metrics_path)  # appended line by line; durable before result.json too
     return done
 
 
-def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Path, rec: dict,
-              writes: BackgroundWrites) -> None:
+def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Path, rec: dict) -> None:
     """Merge the reparam, write masks / artefacts / model, and fill the record's final measurements."""
     from benchmark.metrics import inference_flops
     from pruners.connectivity import connectivity  # effective sparsity (Vysogorets & Kempe 2023)
@@ -380,16 +375,14 @@ def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Pa
     final = session.masks
     if pruner.learned_sparsity:
         final = final.intersection(Masks.from_model_nonzero(model))
-    # written by the writer thread while the final measurements below run (Masks are immutable)
-    writes.submit(final.save, folder / "masks.pt", False)  # no masks.pt.json: result.json has the densities
+    # each file atomically (temp file, fsync, rename) before result.json; a few milliseconds a run
+    final.save(folder / "masks.pt", False)  # no masks.pt.json: result.json has the densities
     for name, art in pruner.artifacts().items():  # e.g. IMP's ticket masks per round and rewind weights
         if isinstance(art, Masks):
-            writes.submit(art.save, folder / f"{name}.pt", False)
+            art.save(folder / f"{name}.pt", False)
         else:
-            writes.write_torch(folder / f"{name}.pt", {k: v.detach().cpu() for k, v in dict(art).items()})
-    # Serialised on the writer thread too: nothing below changes the model before writes.wait() (evaluation
-    # in eval mode, connectivity on substituted tensors, read-only counts), so the tensors it reads are final.
-    writes.write_torch(folder / "model.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
+            atomic_write_torch(folder / f"{name}.pt", {k: v.detach().cpu() for k, v in dict(art).items()})
+    atomic_write_torch(folder / "model.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
     last = dict(history[-1])
     # Final metrics are those of the saved model: a schedule may change the network after the last
     # epoch's evaluation (e.g. a one-shot prune in on_end, STR / CS folding), so evaluate once more.
@@ -417,7 +410,6 @@ def _finalise(spec: RunSpec, b: Built, history: list[dict[str, Any]], folder: Pa
     dev = next(model.parameters()).device
     if dev.type == "cuda":   # memory per run, for packing several runs on one GPU (docs/scaling.md)
         rec["extra"]["cuda_peak_memory_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
-    writes.wait()  # here, so a write error is classified like any error of the run (and timings below run alone)
     if spec.analysis.get("sparse_latency"):  # measured CSR vs dense inference on one test batch (CPU)
         from benchmark.sparse_export import sparse_speedup
 

@@ -187,8 +187,8 @@ def test_stateful_schedules_resume_identically(tmp_path, monkeypatch, pruner, ar
 
 
 def test_every_file_is_durable_before_the_result_declares_the_run_done(tmp_path, monkeypatch):
-    """The run folder's files are written by a background thread (benchmark.runfolder.BackgroundWrites):
-    each is still fsync'd before its rename, and all of them before result.json is renamed into place."""
+    """Each file of the run folder is fsync'd before its rename, and all of them before result.json is
+    renamed into place."""
     events: list[tuple[str, str]] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -224,7 +224,7 @@ def test_every_file_is_durable_before_the_result_declares_the_run_done(tmp_path,
 
 
 @pytest.mark.parametrize("err, outcome", [(28, "output error"), (5, "failed")])   # ENOSPC, EIO
-def test_a_background_write_error_is_classified_like_an_inline_one(tmp_path, monkeypatch, err, outcome):
+def test_a_write_error_of_the_masks_is_classified_by_its_errno(tmp_path, monkeypatch, err, outcome):
     """A disk-full error while the masks are written stops the grid (OutputError) with no result;
     another OSError (EIO outside the output folder's check) is the run's failure, as before."""
     import pruners.masks as masks_mod
