@@ -102,7 +102,10 @@ def gpu_section(quick: bool = False) -> str:
              "`make gpu-check` now runs more than these logs show — PILoT and NanoAdam, every variant eager and "
              "compiled (`--compile`), and runs per hour with 1, 4 and 8 runs packed on the device (`--pack 1,4,8`) "
              "— into `docs/gpu/gpu_check-<date>.log`; it was prepared after the last lent GPU and has not run on "
-             "one yet (its CPU smoke tests: tests/benchmark/test_gpu_check.py).", ""]
+             "one yet (its CPU smoke tests: tests/benchmark/test_gpu_check.py).  Beside it `make gpu-evidence` "
+             "(grids/gpu-evidence.toml: random ± Sign-In ± HAM on ResNet-20 with Fashion-MNIST, 30 runs, bf16, "
+             "channels-last, 8 packed on the GPU) is ready and pending a GPU; the targets of these figures head "
+             "this page.", ""]
     if not logs:
         return "\n".join(lines + ["no log in docs/gpu/", ""])
     for log in logs:
