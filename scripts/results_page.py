@@ -21,6 +21,7 @@ import benchmark
 from leaderboard.table import aggregate, anytime, display_frame, format_table, paired_gains
 from leaderboard.templating import markdown_env
 
+GRIDS = Path(__file__).resolve().parents[1] / "grids"
 TABLE_COLUMNS = ["task", "target (%)", "rank", "method", "top-1 (%)", "95 % CI", "seeds", "Δ dense",
                  "achieved (%)", "collapsed", "diverged/failed"]
 
@@ -31,8 +32,11 @@ def md(frame: pd.DataFrame) -> str:
 
 def page(out: Path, grids: list[str] | None = None) -> str:
     df = benchmark.results(str(out))
-    if grids:
-        df = df[df["grid"].isin(grids)]
+    if grids:   # the runs of grids/NAME.toml (a run shared with another grid counts for both), else by name
+        from benchmark.grid import load_grid
+
+        ids = {s.run_id for g in grids if (GRIDS / f"{g}.toml").is_file() for s in load_grid(GRIDS / f"{g}.toml").specs}
+        df = df[df["run_id"].isin(ids) | df["grid"].isin(grids)]
     status = df["status"].value_counts().to_dict()
     gains = paired_gains(df)
     context = {"n_runs": len(df), "status": ", ".join(f"{n} {s}" for s, n in sorted(status.items())),
@@ -54,6 +58,7 @@ def page(out: Path, grids: list[str] | None = None) -> str:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="results folder (sparsebench run --out)")
-    ap.add_argument("--grid", action="append", help="only runs of this grid name (repeatable)")
+    ap.add_argument("--grid", action="append", help="only the runs of grids/NAME.toml, or of runs recorded "
+                    "under that grid name (repeatable)")
     a = ap.parse_args()
     print(page(a.out, a.grid))
