@@ -32,11 +32,14 @@ def md(frame: pd.DataFrame) -> str:
 
 def page(out: Path, grids: list[str] | None = None) -> str:
     df = benchmark.results(str(out))
-    if grids:   # the runs of grids/NAME.toml (a run shared with another grid counts for both), else by name
+    if grids:   # the runs of grids/NAME.toml as it is now (a run shared with another grid counts for both;
+        # runs of an earlier version of the grid drop out), else those recorded under that grid name
         from benchmark.grid import load_grid
 
-        ids = {s.run_id for g in grids if (GRIDS / f"{g}.toml").is_file() for s in load_grid(GRIDS / f"{g}.toml").specs}
-        df = df[df["run_id"].isin(ids) | df["grid"].isin(grids)]
+        files = [GRIDS / f"{g}.toml" for g in grids if (GRIDS / f"{g}.toml").is_file()]
+        ids = {s.run_id for f in files for s in load_grid(f).specs}
+        named = [g for g in grids if not (GRIDS / f"{g}.toml").is_file()]
+        df = df[df["run_id"].isin(ids) | df["grid"].isin(named)]
     status = df["status"].value_counts().to_dict()
     gains = paired_gains(df)
     context = {"n_runs": len(df), "status": ", ".join(f"{n} {s}" for s, n in sorted(status.items())),
