@@ -13,7 +13,8 @@ that the workers never oversubscribe the machine — whatever the number of work
   than 1 thread (docs/scaling.md, "Threads").  Grids parallelise over runs instead (``--workers``),
   as the Ray and Slurm executors do (one thread per requested CPU).
 
-With one worker and no per-run time limit the runs execute in this process (no start-up cost; the
+With one worker and no per-run time limit the runs of built-in methods execute in this process (a
+plugin's run goes to a worker, so its crash cannot end the driver; no start-up cost; the
 thread count is set per run and restored afterwards).  Workers are started by a ``forkserver``
 (:func:`worker_context`): a clean process, started once, that imports ``benchmark.runner`` (torch,
 torchvision, the suite: ~2.5 s) and then forks each worker from itself in milliseconds, so two
