@@ -66,17 +66,19 @@ gpu-evidence: install
 
 # Finished runs of the committed result grids, without weights (result.json, spec.json, metrics.jsonl,
 # log.txt of every run folder with a result, and the marker weights.omitted, written into the archive
-# only, that tells the run checks the weights were left out on purpose; benchmark/verify.py):
+# only, that tells the run checks the weights were left out on purpose; benchmark/verify.py — a folder
+# restored from an archive keeps its own marker, since its weights are gone):
 # `make restore-results` unpacks them into results/, so the grids resume where they stopped (finished
 # runs are skipped, not re-run for their missing weights) and the pages regenerate on a fresh machine.
 ARCHIVED ?= sweep signin-ham signin-ham-resnet8 pai reparam d2s
 archive-results:
 	@mkdir -p results-archive; for d in $(ARCHIVED); do [ -d results/$$d/runs ] || continue; \
 		(cd results && find $$d/runs -name result.json -printf '%h\n' | sort | \
-		 while read f; do : > $$f/weights.omitted; \
+		 while read f; do [ -f $$f/weights.omitted ] || { : > $$f/weights.omitted; : > $$f/.weights.omitted.tmp-archive; }; \
 		   for x in result.json spec.json metrics.jsonl log.txt weights.omitted; do [ -f $$f/$$x ] && echo $$f/$$x; done; done \
 		 | tar -czf ../results-archive/$$d.tar.gz --owner=0 --group=0 --mtime='2026-01-01' -T -); \
-		find results/$$d/runs -name weights.omitted -delete; \
+		find results/$$d/runs -name .weights.omitted.tmp-archive -printf '%h\n' | while read f; do \
+		  rm -f $$f/weights.omitted $$f/.weights.omitted.tmp-archive; done; \
 		echo "results-archive/$$d.tar.gz: $$(tar -tzf results-archive/$$d.tar.gz | grep -c result.json) runs"; done
 
 restore-results:
