@@ -50,8 +50,9 @@ def now() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Software versions, and the torch intra-op thread count of this run (CPU results are reproducible
-    bit for bit given the spec *and* this count; docs/scaling.md, "Threads")."""
+    """Software versions, the CPU's vector instruction set torch dispatches to, and the torch intra-op
+    thread count of this run (CPU results are reproducible bit for bit given the spec, this count and the
+    instruction set; docs/scaling.md, "Threads")."""
     return {**_versions(), "torch_threads": str(torch.get_num_threads())}
 
 
@@ -64,7 +65,8 @@ def _versions() -> dict[str, str]:
         own = metadata.version("sparsebench")
     except metadata.PackageNotFoundError:
         own = "dev"
-    return {"python": platform.python_version(), "torch": torch.__version__, "sparsebench": own}
+    return {"python": platform.python_version(), "torch": torch.__version__, "sparsebench": own,
+            "cpu": f"{platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()})"}
 
 
 def checkpoint_every() -> float:
