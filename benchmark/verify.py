@@ -129,8 +129,13 @@ def deep_problems(folder: Path, rec: dict) -> list[str]:
     folder = Path(folder)
     problems = []
     files = rec.get(MANIFEST) or {}
+    metrics = folder / "metrics.jsonl"
+    # one problem per file: metrics.jsonl's own parse, when it fails, says more than its size or hash
+    parsed = _metrics_problem(metrics) if metrics.is_file() else None
     for name, meta in sorted(files.items()):
         path = folder / name
+        if name == "metrics.jsonl" and parsed:
+            continue
         if not path.is_file():
             if not _omitted(folder, name):
                 problems.append(f"{name} is missing")
@@ -138,9 +143,8 @@ def deep_problems(folder: Path, rec: dict) -> list[str]:
             problems.append(f"{name} has {path.stat().st_size} bytes, {meta.get('size')} recorded (truncated?)")
         elif sha256(path) != meta.get("sha256"):
             problems.append(f"{name} differs from the file the run wrote (SHA-256 mismatch)")
-    if (folder / "metrics.jsonl").is_file():   # one problem per file: a truncated file is named once
-        if not any(p.startswith("metrics.jsonl") for p in problems):
-            problems.append(_metrics_problem(folder / "metrics.jsonl"))
+    if metrics.is_file():
+        problems.append(parsed)
     elif rec.get("status") == "ok":
         problems.append("metrics.jsonl is missing")
     problems.append(_log_problem(folder / "log.txt"))

@@ -114,7 +114,7 @@ def _make(name: str, kwargs: Mapping[str, Any]) -> Any:
     clean: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key not in fields:
-            valid = ", ".join([*fields, *GENERIC_ARGS])
+            valid = ", ".join([*fields, *(g for g in GENERIC_ARGS if g not in fields)])
             raise ConfigError(f"unknown dataset_args key {key!r} for dataset {name!r}"
                               f"{did_you_mean(key, list(fields))}; valid keys: {valid}")
         f = fields[key]
@@ -137,7 +137,8 @@ def _generic(name: str, kwargs: Mapping[str, Any]) -> tuple[int, int, dict[str, 
     """Split the generic arguments (``validation``: held-out training samples; ``image_size``: side of the
     resized images, 0 = as stored) off a dataset's own ones."""
     kw = dict(kwargs)
-    n, size = kw.pop(VALIDATION, 0), kw.pop(IMAGE_SIZE, 0)
+    own = {f.name for f in dataclasses.fields(DATASETS.get(name))}   # ImageNet has its own image_size
+    n, size = kw.pop(VALIDATION, 0), (0 if IMAGE_SIZE in own else kw.pop(IMAGE_SIZE, 0))
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"dataset {name} validation must be a number of training samples >= 0, got {n!r}; "
                           "set e.g. validation = 10000")

@@ -171,7 +171,8 @@ def test_changing_any_recipe_field_of_a_task_changes_the_run_id(edited_task):
     changed = {"epochs": 3, "batch_size": 32, "optimizer": "adamw", "lr": 0.5, "momentum": 0.5, "nesterov": True,
                "betas": (0.8, 0.9), "weight_decay": 0.0, "lr_schedule": "constant", "milestones": (0.5,),
                "gamma": 0.5, "warmup_epochs": 1.0, "label_smoothing": 0.1, "eval_batch_size": 10,
-               "max_train_batches": 2, "loss": "mse", "eval_every": 2, "eval_at_steps": (5,)}
+               "max_train_batches": 2, "loss": "mse", "eval_every": 2, "eval_at_steps": (5,),
+               "precision": "bf16", "channels_last": True}
     assert set(changed) == {f.name for f in dataclasses.fields(original.recipe)}   # every field is tried
     ids = set()
     for key, value in changed.items():
