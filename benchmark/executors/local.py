@@ -185,10 +185,11 @@ def built_in_only(spec: RunSpec) -> bool:
     so a plugin that calls ``os._exit`` or crashes the interpreter is recorded and the grid goes on."""
     from pruners import PRUNERS, SCHEDULES
     from reparam import REPARAMS
+    from reparam.stack import members
 
     try:
         origins = [PRUNERS.origin(spec.pruner)] + ([SCHEDULES.origin(spec.schedule)] if spec.schedule else []) + \
-            [REPARAMS.origin(m) for m in str(spec.reparam).split("+") if m and m != "none"]
+            [REPARAMS.origin(m) for m in members(str(spec.reparam)) if m and m != "none"]
     except ConfigError:
         return False
     return all(o == "built-in" for o in origins)

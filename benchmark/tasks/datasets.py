@@ -155,17 +155,24 @@ def resize(data: Data, size: int) -> Data:
     For CPU analogues of the papers' conv-net tasks at a cost a laptop affords: ``fmnist-resnet8`` trains a
     batch-norm ResNet on 14 × 14 Fashion-MNIST (docs/tasks.md).  In-memory image data sets only.
     """
-    if not data.in_memory or len(data.info.input_shape) != 3:
-        raise ConfigError("image_size needs an in-memory image dataset (channels, height, width); this one is "
-                          "read from folders or is not an image set — remove image_size")
-    c = data.info.input_shape[0]
+    info = _resized_info(data.info, size)
+    if not data.in_memory:
+        raise ConfigError("image_size needs an in-memory image dataset; this one is read from folders — remove "
+                          "image_size")
 
     def area(x: Tensor) -> Tensor:
         return torch.nn.functional.interpolate(x, size=(size, size), mode="area")
 
-    info = dataclasses.replace(data.info, input_shape=(c, size, size))
     return dataclasses.replace(data, info=info, train_x=area(data.train_x), test_x=area(data.test_x),
                                extra={**data.extra, "image_size": size})
+
+
+def _resized_info(info: DatasetInfo, size: int) -> DatasetInfo:
+    """``info`` with its images ``size × size`` (ConfigError when its inputs are not images)."""
+    if len(info.input_shape) != 3:
+        raise ConfigError(f"image_size needs images (channels, height, width), and this data set's inputs have "
+                          f"shape {tuple(info.input_shape)}; remove image_size")
+    return dataclasses.replace(info, input_shape=(info.input_shape[0], size, size))
 
 
 def holdout(data: Data, n: int, split_seed: int = 0) -> Data:
@@ -196,12 +203,7 @@ def dataset_info(name: str, **kwargs: Any) -> DatasetInfo:
     """
     _, size, kw = _generic(name, kwargs)
     info = _make(name, kw).info()
-    if size:
-        if len(info.input_shape) != 3:
-            raise ConfigError(f"dataset {name} has inputs of shape {tuple(info.input_shape)}, not images; "
-                              "remove image_size")
-        info = dataclasses.replace(info, input_shape=(info.input_shape[0], size, size))
-    return info
+    return _resized_info(info, size) if size else info
 
 
 def load_data(name: str, **kwargs: Any) -> Data:

@@ -371,5 +371,5 @@ def test_image_size_area_resizes_every_image_and_the_shape_follows():
     for bad in (-1, 2.5, True):
         with pytest.raises(ConfigError, match="image_size must be a side length"):
             dataset_info("digits", image_size=bad)
-    with pytest.raises(ConfigError, match="not images; remove image_size"):
+    with pytest.raises(ConfigError, match="image_size needs images .* remove image_size"):
         dataset_info("sparse-regression", image_size=4)
