@@ -10,8 +10,9 @@ Parts (Pham et al., *The Graphon Limit Hypothesis*, NeurIPS 2025; PAPERS.md §8)
 * ``erk``    — the same for ERK-allocated masks (beyond the paper), 5-layer MLP.
 * ``ntk``    — Graphon NTK spectra against sparsity (50–95 %) for Random, SNIP, SynFlow, next to the
   training loss of the first 200 Adam steps (lr 1e-3) of the same masked networks.
-* ``runs``   — short Fashion-MNIST LeNet-300-100 runs through the runner with ``analysis = {graphon = true}``:
-  IMP / LRR tickets and RigL masks (beyond the paper) next to the at-init methods.
+* ``runs``   — ``grids/graphon-runs.toml`` (Fashion-MNIST LeNet-300-100 at 80 %, converged recipe, 3 seeds,
+  ``analysis = {graphon = true}``): IMP / LRR tickets and RigL masks (beyond the paper) next to the
+  at-init methods.
 * ``synflow-check`` — the cost reduction check: SynFlow with the reduced number of iterations against
   the paper's 100 at width 200.
 
@@ -47,7 +48,8 @@ DEPTHS = [3, 4]                   # hidden layers: 4- and 5-layer MLPs (counting
 K = 64
 TRIALS = 1
 SYNFLOW_ITERATIONS = 5
-RUN_SEEDS = (0, 1, 2)                # part "runs": trained masks through the runner, converged recipe
+RUNS_GRID = ROOT / "grids" / "graphon-runs.toml"   # part "runs": trained masks, converged recipe, 3 seeds,
+RUNS_OUT = ROOT / "results" / "graphon-runs"       # in a results folder of its own (make archive-results)
 NTK_WIDTH = 256
 NTK_SPARSITIES = [0.5, 0.8, 0.9, 0.95]
 FIG = ROOT / "docs" / "figures" / "graphon"
@@ -137,21 +139,23 @@ def part_ntk(out: Path) -> None:
 
 
 def part_runs(out: Path) -> None:
+    """§3: the finished runs of ``grids/graphon-runs.toml`` (the converged recipe, 3 seeds), run first
+    through the CLI's local executor, which skips finished runs and resumes interrupted ones."""
+    import subprocess
+
     from tabulate import tabulate
 
-    from benchmark.runner import execute
-    from benchmark.spec import make_spec
+    from benchmark.grid import load_grid
+    from benchmark.runfolder import read_result, run_dir
 
-    # the task's converged recipe (10 full epochs; IMP / LRR: 10 epochs per round, rate 0.5 → 3 rounds to 80 %),
-    # RigL with the committed grids' ΔT = 200; 3 seeds, means below (top-1 also its sample std)
-    plan = [("random", {}), ("magnitude", {}), ("snip", {}), ("synflow", {"iterations": SYNFLOW_ITERATIONS}),
-            ("imp", {"rate": 0.5}), ("lrr", {"rate": 0.5}), ("rigl", {"update_interval": 200})]
+    runs_out = RUNS_OUT
+    subprocess.run([sys.executable, "-m", "benchmark", "run", str(RUNS_GRID), "--out", str(runs_out),
+                    "--workers", "2", "--no-progress"], check=True, cwd=ROOT)
     rows, grid = [], {}
-    for (name, pargs), seed in ((p, s) for p in plan for s in RUN_SEEDS):
-        spec = make_spec(TASK, name, SPARSITY, seed=seed, pruner_args=pargs, analysis={"graphon": True})
-        t0 = time.perf_counter()
-        rec = execute(spec, out / "runs")
-        log(f"run {name}: {rec['status']} {rec.get('reason', '')} {time.perf_counter() - t0:.0f}s")
+    for spec in load_grid(RUNS_GRID).specs:
+        name, seed = spec.pruner, spec.seed
+        rec = read_result(run_dir(runs_out, spec.run_id)) or {"status": "missing", "reason": ""}
+        log(f"run {name} seed {seed}: {rec['status']} {rec.get('reason', '')}")
         if rec["status"] != "ok":
             continue
         g = rec["graphon"]
@@ -165,7 +169,7 @@ def part_runs(out: Path) -> None:
                      "dead neurons": g.get("graphon_dead_neuron_share"),
                      "NTK top-5": g.get("ntk_top5_energy"), "NTK eff. rank": g.get("ntk_effective_rank"),
                      "NTK α": g.get("ntk_decay_rate")})
-        if seed == RUN_SEEDS[0]:
+        if seed == 0:
             grid[name] = {n: np.asarray(lay[n]["matrix"]) for n in names if "matrix" in lay[n]}
     per_run = pd.DataFrame(rows)
     per_run.to_csv(FIG / "runs.csv", index=False)

@@ -6,8 +6,9 @@ Prints Markdown (the template leaderboard/templates/results.md): the run count b
 (final test top-1 mean ± sample std over seeds, its 95 % Student-t interval, seeds, gap to dense,
 diverged / failed runs), the paired gain of every reparam over the same method with plain weights
 (``sparsebench table --gains``: per-seed differences, their mean, std and 95 % t-interval, and whether
-the interval excludes zero) and the anytime accuracy (mean top-1 after the recipe's ``eval_at_steps`` and
-at the end).  Every number comes from :mod:`leaderboard.table`; this script only selects and formats.
+the interval excludes zero), the anytime accuracy (mean top-1 after the recipe's ``eval_at_steps`` and
+at the end) and, where random PaI runs with a reparameterisation, the sign flips of random PaI (kept weights
+whose sign differs from initialisation at the end, mean over seeds; Sign-In's and HAM's mechanism).  Every number comes from :mod:`leaderboard.table`; this script only selects and formats.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 import benchmark
-from leaderboard.table import aggregate, anytime, display_frame, format_table, paired_gains
+from leaderboard.table import add_method, aggregate, anytime, display_frame, format_table, paired_gains
 from leaderboard.templating import markdown_env
 
 GRIDS = Path(__file__).resolve().parents[1] / "grids"
@@ -28,6 +29,21 @@ TABLE_COLUMNS = ["task", "target (%)", "rank", "method", "top-1 (%)", "95 % CI",
 
 def md(frame: pd.DataFrame) -> str:
     return tabulate(frame.values.tolist(), headers=list(frame.columns), tablefmt="github", disable_numparse=True)
+
+
+def sign_flips(df: pd.DataFrame) -> str:
+    """Mean sign flips of the random PaI runs per task, sparsity and method, when some of them train
+    with a reparameterisation (else "")."""
+    if "sign_flips" not in df:
+        return ""
+    d = add_method(df[(df["status"] == "ok") & (df["pruner"] == "random") & df["sign_flips"].notna()])
+    if d.empty or d["reparam"].fillna("none").eq("none").all():
+        return ""
+    f = d.groupby(["task", "target_sparsity", "method"], as_index=False).agg(
+        flips=("sign_flips", "mean"), seeds=("seed", "nunique")).sort_values(["task", "method", "target_sparsity"])
+    return md(pd.DataFrame({"task": f["task"], "method": f["method"],
+                            "target (%)": (100 * f["target_sparsity"]).map(lambda v: f"{v:g}"),
+                            "seeds": f["seeds"], "sign flips (mean over seeds)": f["flips"].map(lambda v: f"{v:,.0f}")}))
 
 
 def page(out: Path, grids: list[str] | None = None) -> str:
@@ -44,7 +60,8 @@ def page(out: Path, grids: list[str] | None = None) -> str:
     gains = paired_gains(df)
     context = {"n_runs": len(df), "status": ", ".join(f"{n} {s}" for s, n in sorted(status.items())),
                "cpu_min": f"{df['total_time_s'].sum() / 60:.0f}", "table": md(display_frame(aggregate(df))[TABLE_COLUMNS]),
-               "gains": format_table(gains, "md", gains=True) if len(gains) else "", "anytime": ""}
+               "gains": format_table(gains, "md", gains=True) if len(gains) else "", "anytime": "",
+               "flips": sign_flips(df)}
     at = anytime(df)
     steps = [c for c in at.columns if c.startswith("top1@")]
     if len(steps) > 1:

@@ -8,9 +8,10 @@ sparsity (Sign-In's headline); AC/DC and RigL beat random PaI.
 
 How: ``grids/signin-ham-table.toml`` (no weight decay, as the task) and ``grids/signin-ham-table-wd.toml``
 (weight decay 5e-4, the papers' CIFAR value: Sign-In's reset acts through γ, which only weight decay
-shrinks) run through the suite's driver into ``results/signin-ham``, and ``grids/signin-ham-resnet8.toml``
-(the batch-norm ResNet-8 task at 90 / 95 %) into ``results/signin-ham-resnet8`` (finished runs are
-skipped, so the page is regenerated from the stored runs) on the converged task recipes.  A gain is the paired difference
+shrinks) run through the suite's driver into ``results/signin-ham``, and ``grids/signin-ham-lenet5.toml``
+(LeNet-5, no normalisation) and ``grids/signin-ham-resnet8.toml`` (the batch-norm ResNet-8), both at
+90 / 95 % with weight decay, into results folders of their own (finished runs are skipped, so the page is
+regenerated from the stored runs) on the converged task recipes.  A gain is the paired difference
 over seeds (the same seed gives the two runs the same initialisation, mask and data order) with its 95 %
 t-interval (:func:`leaderboard.table.paired_gains`); a check *holds* only where every gain's interval
 lies above zero.  Diverged runs are counted, never averaged in.
@@ -30,10 +31,10 @@ from benchmark.stats import paired_difference
 
 REPO = Path(__file__).resolve().parents[2]
 GRIDS = (REPO / "grids" / "signin-ham-table.toml", REPO / "grids" / "signin-ham-table-wd.toml",
-         REPO / "grids" / "signin-ham-resnet8.toml")
+         REPO / "grids" / "signin-ham-lenet5.toml", REPO / "grids" / "signin-ham-resnet8.toml")
 RESULTS = REPO / "results" / "signin-ham"
-#: grids whose runs live in a results folder of their own (the batch-norm ResNet task: ≈ 80 min of CPU)
-OWN_RESULTS = {"signin-ham-resnet8": REPO / "results" / "signin-ham-resnet8"}
+#: grids whose runs live in a results folder of their own (the convolutional tasks: 1–3 h of CPU each)
+OWN_RESULTS = {name: REPO / "results" / name for name in ("signin-ham-lenet5", "signin-ham-resnet8")}
 
 #: published ImageNet ResNet-50 top-1 (%) at 80 / 90 / 95 % sparsity (PAPERS.md §2 and §4)
 PUBLISHED: dict[tuple[str, str], tuple[float, float, float]] = {
@@ -242,14 +243,15 @@ def run(quick: bool, out_dir: Path) -> Result:
         f"{task} {key} {j}" for (task, key), j in summary.items())
     dense = agg[(agg.pruner == "dense") & (agg.reparam == "none")]
     setting = (
-        f"* Grids `grids/signin-ham-table.toml`, `grids/signin-ham-table-wd.toml` and `grids/signin-ham-resnet8.toml`"
+        f"* Grids {', '.join(f'`grids/{g.name}`' for g in GRIDS)}"
         f"{' (quick size: the first grid on the 8 × 8 digits, 90 %, seeds 0–1, 2 epochs × 4 batches, no dense runs)' if quick else ''}"
         ": random PaI (ERK layer ratios), AC/DC (the paper's phase plan scaled to the run, global magnitude), "
-        "RigL (ERK), each plain, + Sign-In and + HAM, at 80 / 90 / 95 % on LeNet-300-100, 3 seeds; on the "
-        "batch-norm ResNet-8 (fmnist-resnet8, 15 epochs, weight decay 5e-4) random ± Sign-In ± HAM, AC/DC ± HAM "
-        "and RigL ± HAM at 90 / 95 %, 3 seeds; hyperparameters and their "
-        "sources in the grid files (HAM's α and RigL's ΔT chosen on a validation split, grids/sweep-fmnist.toml, "
-        "docs/results-reparam.md).\n"
+        "RigL (ERK), each plain, + Sign-In and + HAM, at 80 / 90 / 95 % on LeNet-300-100; on LeNet-5 (10 epochs) "
+        "and the batch-norm ResNet-8 (fmnist-resnet8, 15 epochs), both with weight decay 5e-4, random ± Sign-In "
+        "± HAM, AC/DC ± HAM and RigL ± HAM at 90 / 95 %; seeds per task: "
+        + ", ".join(f"{t} {n}" for t, n in df.groupby("task")["seed"].nunique().items())
+        + "; hyperparameters and their sources in the grid files (HAM's α and RigL's ΔT chosen on a validation "
+        "split, grids/sweep-fmnist.toml, docs/results-reparam.md).\n"
         "* Converged recipes of the tasks (docs/tasks.md): full-data epochs, SGD momentum 0.9, cosine; the `-wd` "
         "grid adds weight decay 5e-4 (task labels `[weight_decay=0.0005]`).  Accuracy = final test top-1 of the "
         "saved model.\n"
@@ -272,7 +274,7 @@ def run(quick: bool, out_dir: Path) -> Result:
     differences = [
         *(["This is the --quick size: two seeds, one sparsity, 8 training steps on the 8 × 8 digits — it checks "
            "the pipeline, not the claim."] if quick else []),
-        "Scale: LeNet-300-100 and a ResNet-8 on (14 × 14) Fashion-MNIST on CPU instead of ResNet-50 on ImageNet for 100 epochs; "
+        "Scale: LeNet-300-100, LeNet-5 and a ResNet-8 on (14 × 14) Fashion-MNIST on CPU instead of ResNet-50 on ImageNet for 100 epochs; "
         "absolute accuracies cannot be compared, only the signs and rough sizes of the gains.",
         "HAM's α is chosen on a validation split (the ImageNet 200 diverges at lr 0.1 here: α multiplies lr · g).",
         "Published numbers are ImageNet ResNet-50 from the HAM and Sign-In papers (PAPERS.md §2, §4); the "
