@@ -147,6 +147,7 @@ def part_runs(out: Path) -> None:
 
     from benchmark.grid import load_grid
     from benchmark.runfolder import read_result, run_dir
+    from benchmark.stats import t_interval
 
     runs_out = RUNS_OUT
     subprocess.run([sys.executable, "-m", "benchmark", "run", str(RUNS_GRID), "--out", str(runs_out),
@@ -175,7 +176,8 @@ def part_runs(out: Path) -> None:
     per_run.to_csv(FIG / "runs.csv", index=False)
     by = per_run.drop(columns="seed").groupby("pruner", sort=False)
     df = by.mean(numeric_only=True)
-    df.insert(df.columns.get_loc("top1") + 1, "top1 std", by["top1"].std(ddof=1))
+    df["top1"] = by["top1"].agg(lambda v: t_interval(v).text())   # mean ± sample std [95 % t-interval]
+    df = df.rename(columns={"top1": "top-1 (%), mean ± std [95 % CI]"})
     df.insert(0, "seeds", by.size())
     df = df.reset_index()
     md = tabulate(df.values.tolist(), headers=list(df.columns), tablefmt="github", floatfmt=".4g")
