@@ -70,7 +70,7 @@ gpu-evidence: install
 # restored from an archive keeps its own marker, since its weights are gone):
 # `make restore-results` unpacks them into results/, so the grids resume where they stopped (finished
 # runs are skipped, not re-run for their missing weights) and the pages regenerate on a fresh machine.
-ARCHIVED ?= sweep signin-ham signin-ham-resnet8 signin-ham-lenet5 graphon-runs pai reparam d2s
+ARCHIVED ?= sweep signin-ham signin-ham-resnet8 signin-ham-lenet5 graphon-runs recipe-check pai reparam d2s
 archive-results:
 	@mkdir -p results-archive; for d in $(ARCHIVED); do [ -d results/$$d/runs ] || continue; \
 		(cd results && find $$d/runs -name result.json -printf '%h\n' | sort | \

@@ -50,13 +50,16 @@ RANK_DECIMALS = 2
 
 COLUMNS = GROUP + [
     "family", "pruner", "allocation", "reparam", "seeds", "runs", "top1_mean", "top1_std", "top1_ci_lo",
-    "top1_ci_hi", "rank", "chance_top1", "at_chance",
+    "top1_ci_hi", "rank", "chance_top1", "at_chance", "seeds_at_chance",
     "gap_to_dense", "dense_top1", "achieved_sparsity", "train_flops_rel", "train_time_rel",
     "inference_flops_rel", "sparse_speedup", "loss_mean", "collapsed", "diverged", "failed", "run_ids",
 ]
 
 #: A classification cell whose mean top-1 is within this many points of chance (100 / classes) is
 #: marked ``at_chance`` and not ranked: when every method fails at a sparsity, none of them wins it.
+#: ``seeds_at_chance`` counts the seeds of a cell that end within the same margin: a cell where some
+#: seeds train and others never leave chance (a trainability failure, not a divergence) says so instead
+#: of showing only a mean between the two.
 CHANCE_MARGIN = 2.0
 
 
@@ -257,6 +260,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
             top1_std=est.std, top1_ci_lo=est.lo, top1_ci_hi=est.hi,
             rank=None, chance_top1=chance,
             at_chance=bool(math.isfinite(mean) and math.isfinite(chance) and mean <= chance + CHANCE_MARGIN),
+            seeds_at_chance=int((top1 <= chance + CHANCE_MARGIN).sum()) if math.isfinite(chance) else 0,
             gap_to_dense=mean - dense_top1, dense_top1=dense_top1,
             achieved_sparsity=_mean(ok["achieved_sparsity"]), train_flops_rel=_mean(ok["train_flops_rel"]),
             train_time_rel=time / dense_time if dense_time and dense_time > 0 else float("nan"),
@@ -394,10 +398,11 @@ def display_frame(agg: pd.DataFrame) -> pd.DataFrame:
         "CSR speed-up": agg["sparse_speedup"].map(lambda v: _fmt(v, ".2f")),
         "train time (wall, × dense)": agg["train_time_rel"].map(lambda v: _fmt(v, ".2f")),
         "collapsed": agg["collapsed"].astype(int).astype(str),
+        "seeds at chance": agg["seeds_at_chance"].fillna(0).astype(int).astype(str),
         "diverged/failed": [f"{d}/{f}" for d, f in zip(agg["diverged"], agg["failed"])],
     }, columns=["task", "rank", "method", "optimizer", "target (%)", "achieved (%)", "top-1 (%)", "95 % CI",
                 "seeds", "Δ dense", "train FLOPs (× dense)", "CSR speed-up", "train time (wall, × dense)",
-                "collapsed", "diverged/failed"])
+                "collapsed", "seeds at chance", "diverged/failed"])
     if agg["sparse_speedup"].isna().all():
         frame = frame.drop(columns="CSR speed-up")
     return frame

@@ -24,7 +24,7 @@ from leaderboard.templating import markdown_env
 
 GRIDS = Path(__file__).resolve().parents[1] / "grids"
 TABLE_COLUMNS = ["task", "target (%)", "rank", "method", "top-1 (%)", "95 % CI", "seeds", "Δ dense",
-                 "achieved (%)", "collapsed", "diverged/failed"]
+                 "achieved (%)", "collapsed", "seeds at chance", "diverged/failed"]
 
 
 def md(frame: pd.DataFrame) -> str:

@@ -235,6 +235,22 @@ def test_chance_level_cells_are_marked_and_not_ranked(synth):
     assert not reg["at_chance"].any() and reg["chance_top1"].isna().all()
 
 
+def test_seeds_stuck_at_chance_are_counted_per_cell(synth):
+    """Issue 20 (3): a cell where one seed trains and two never leave chance (sparse LeNet-5 at 95 %)
+    shows 2 seeds at chance beside its mean, which alone would read as a poor method."""
+    from leaderboard.table import display_frame
+
+    runs = [synth.make_run(pruner="random", dataset="digits", seed=s, target_sparsity=0.95, final_top1=t)
+            for s, t in ((0, 10.0), (1, 83.0), (2, 11.5))]
+    runs += [synth.make_run(pruner="magnitude", dataset="digits", seed=s, target_sparsity=0.95, final_top1=80.0 + s)
+             for s in (0, 1, 2)]
+    agg = aggregate(synth.make_df(runs)).set_index("pruner")
+    assert agg.loc["random", "seeds_at_chance"] == 2 and not agg.loc["random", "at_chance"]
+    assert agg.loc["magnitude", "seeds_at_chance"] == 0
+    shown = display_frame(agg.reset_index())["seeds at chance"]
+    assert dict(zip(agg.index, shown)) == {"random": "2", "magnitude": "0"}
+
+
 def test_the_csr_column_shows_only_when_a_run_measured_it(synth):
     """Issue 24 (3): a column that would be '—' in every row is left out."""
     from leaderboard.table import display_frame
