@@ -111,7 +111,7 @@ def test_quick_grid_keeps_the_full_grids_methods() -> None:
     assert {s.task for s in quick.specs} == {"digits-mlp"} and {s.seed for s in quick.specs} == {0, 1}
     assert {str(s.recipe.get("eval_at_steps")) for s in quick.specs} == {str(s.recipe.get("eval_at_steps")) for s in full.specs}
     # the table grid: 3 bases × 3 reparams × 3 sparsities + dense / dense + HAM, per task and seed
-    assert len(full.specs) == (27 + 2) * 3 * len({s.task for s in full.specs})
+    assert len(full.specs) == (27 + 2) * len({s.seed for s in full.specs}) * len({s.task for s in full.specs})
 
 
 # ---------------------------------------------------------------------------------------- reproductions
