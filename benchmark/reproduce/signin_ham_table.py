@@ -274,9 +274,8 @@ def run(quick: bool, out_dir: Path) -> Result:
         "chance in most seeds, with or without a reparameterisation (vanishing input-layer gradients of the "
         "un-normalised masked network; the 'seeds at chance' column and the diagnosis in "
         "docs/results-reparam.md), so its 95 % pairs rank nothing.\n\n"
-        "What would settle it: more seeds (5–10) on LeNet-300-100 to narrow the intervals, a 20-epoch ResNet-8 "
-        "recipe (its dense curve still moves 0.4 points over the last epochs), and the GPU ResNet-20 evidence run "
-        "of the performance issue (pending until a GPU run is committed).")
+        "What would settle it: more seeds (10) where an interval still straddles zero, and the GPU ResNet-20 "
+        "evidence run of the performance issue (pending until a GPU run is committed).")
     differences = [
         *(["This is the --quick size: two seeds, one sparsity, 8 training steps on the 8 × 8 digits — it checks "
            "the pipeline, not the claim."] if quick else []),
